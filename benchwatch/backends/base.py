@@ -1,0 +1,66 @@
+"""The backend interface: stream one chat request as thinking text, visible text and final stats.
+
+Timing is not measured here: the runner measures every backend the same way (see README, "How we measure").
+A backend only says what arrived; the runner's clock says when.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterator, Literal, Protocol
+
+from ..config import ModelConfig
+
+
+@dataclass(frozen=True)
+class GenParams:
+    max_tokens: int
+    temperature: float
+    seed: int
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 60.0
+    total_timeout_s: float = 120.0
+
+
+@dataclass(frozen=True)
+class Text:
+    """A piece of the answer. kind 'raw' may contain <think> tags (the runner splits them)."""
+    text: str
+    kind: Literal["raw", "thinking", "visible"] = "raw"
+    n_tokens: int = 1
+
+
+@dataclass(frozen=True)
+class Stats:
+    """What the backend reports at the end of a completion."""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    server: dict[str, Any] = field(default_factory=dict)  # backend-native timings and counts
+
+
+Item = Text | Stats
+Message = dict[str, str]
+
+
+class BackendError(Exception):
+    """A failure of the backend or its connection: the attempt's verdict is ERROR (and it is retried)."""
+
+
+class Backend(Protocol):
+    cfg: ModelConfig
+
+    def connect(self) -> tuple[str, str]:
+        """Check or establish the connection: returns (state, detail) with state in connected /
+        disconnected / loading."""
+
+    def render_prompt(self, messages: list[Message]) -> str:
+        """The prompt exactly as it is sent (chat template applied where the backend applies it here)."""
+
+    def stream(self, messages: list[Message], params: GenParams) -> Iterator[Item]:
+        """Yield Text items as they arrive, then at most one Stats. Raise BackendError on failure."""
+
+    def close(self) -> None: ...
+
+
+def render_messages(messages: list[Message]) -> str:
+    """How a chat request is shown when the template is applied by a remote server."""
+    return "\n\n".join(f"[{m['role']}]\n{m['content']}" for m in messages)

@@ -1,0 +1,163 @@
+"""The `benchwatch` command line."""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import signal
+import sys
+from pathlib import Path
+from typing import Any, Callable
+
+from rich.console import Console
+
+from . import __version__
+from .config import Config, ConfigError, load_config, parse_config
+
+DEFAULT_CONFIG = "config.yaml"
+err = Console(stderr=True)
+EXIT_CONFIG = 2
+EXIT_INTERRUPTED = 130
+
+COMMANDS: dict[str, Callable[[argparse.Namespace], int]] = {}
+
+
+def command(name: str) -> Callable[[Callable[[argparse.Namespace], int]], Callable[[argparse.Namespace], int]]:
+    def wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        COMMANDS[name] = fn
+        return fn
+    return wrap
+
+
+def _config(args: argparse.Namespace, required: bool = True) -> Config:
+    path = Path(args.config)
+    if not path.exists() and not required:
+        # Commands that only read the store can work without a config: the default store.
+        return parse_config({"models": [{"name": "-", "backend": "scripted"}],
+                             "datasets": [{"name": "-", "source": "builtin:facts"}]}, "<defaults>")
+    return load_config(path)
+
+
+@command("run")
+def cmd_run(args: argparse.Namespace) -> int:
+    from .datasets import DatasetError
+    from .evaluators import EvaluatorError
+    from .runner import Runner
+    from .runner.display import TerminalDisplay
+    from .runner.sinks import JsonlSink
+    from .store import Store
+    from .results import summary_table
+
+    store_cfg = _config(args, required=not args.resume)
+    if args.resume:
+        run = Store(store_cfg.store).get_run(args.resume)
+        if run is None:
+            err.print(f"[red]no run {args.resume!r} in {store_cfg.store}[/]")
+            return EXIT_CONFIG
+        cfg = parse_config(run["config"], f"run {args.resume} (stored config)")
+        cfg._path = Path(run["config_path"]) if run["config_path"] else None
+    else:
+        cfg = store_cfg
+    if args.cooling is not None:
+        cfg.runner.cooling_s = args.cooling
+    store = Store(cfg.store)
+    sinks: list[Any] = [TerminalDisplay(err)]
+    if args.events_out:
+        sinks.append(JsonlSink(args.events_out))
+    runner = Runner(cfg, store, sinks, config_path=str(cfg._path) if cfg._path else None)
+    _stop_on_sigterm(runner)
+    try:
+        outcome = runner.run(resume_run_id=args.resume)
+    except (DatasetError, EvaluatorError) as exc:
+        for s in sinks:
+            s.close()
+        err.print(f"[red]error:[/] {exc}")
+        return EXIT_CONFIG
+    Console().print(summary_table(store.results(outcome.run_id), title=f"run {outcome.run_id}: {outcome.status}"))
+    if outcome.status == "interrupted":
+        cfg_arg = f" --config {args.config}" if args.config != DEFAULT_CONFIG else ""
+        err.print(f"[yellow]interrupted.[/] resume with:  benchwatch run --resume {outcome.run_id}{cfg_arg}")
+        return EXIT_INTERRUPTED
+    if outcome.status == "failed":
+        detail = (store.get_run(outcome.run_id) or {}).get("detail")
+        err.print(f"[red]run failed:[/] {detail}")
+        return 1
+    err.print(f"results: benchwatch results {outcome.run_id}" + (f" --config {args.config}"
+                                                                if args.config != DEFAULT_CONFIG else ""))
+    return 0
+
+
+def _stop_on_sigterm(runner: Any) -> None:
+    """SIGTERM stops the run like Ctrl-C: the current task is abandoned and the run marked interrupted."""
+    def handler(_sig: int, _frame: Any) -> None:
+        runner.stop_requested.set()
+        raise KeyboardInterrupt
+    try:
+        signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread (tests)
+        pass
+
+
+@command("results")
+def cmd_results(args: argparse.Namespace) -> int:
+    from .results import result_json, summary_table
+    from .store import Store
+
+    cfg = _config(args, required=False)
+    store = Store(cfg.store)
+    run_id = args.run_id or store.latest_run_id()
+    if run_id is None or store.get_run(run_id) is None:
+        err.print(f"[red]no run {'named ' + repr(args.run_id) if args.run_id else 'yet'} in {store.url}[/]")
+        return 1
+    rows = store.results(run_id)
+    if args.format == "json":
+        for r in rows:
+            print(json.dumps(result_json(r), ensure_ascii=False))
+    else:
+        run = store.get_run(run_id) or {}
+        Console().print(summary_table(rows, title=f"run {run_id}: {run.get('status')}"))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="benchwatch", description="LLM benchmark runner with a live web monitor.")
+    p.add_argument("--version", action="version", version=f"benchwatch {__version__}")
+    p.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def with_config(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--config", "-c", default=DEFAULT_CONFIG, metavar="FILE",
+                        help=f"config file (default: {DEFAULT_CONFIG}; see config.example.yaml)")
+
+    r = sub.add_parser("run", help="run the benchmark matrix in a config",
+                       description="Run every model x dataset x task in the config; store results; publish events.")
+    with_config(r)
+    r.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run, skipping tasks with a final verdict")
+    r.add_argument("--events-out", metavar="FILE", help="also write every event as JSON lines to FILE")
+    r.add_argument("--cooling", type=float, metavar="S", help="override runner.cooling_s")
+
+    res = sub.add_parser("results", help="show a run's results from the store")
+    with_config(res)
+    res.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    res.add_argument("--format", choices=("table", "json"), default="table",
+                     help="table: summary per model x dataset; json: one object per task attempt")
+
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return COMMANDS[args.command](args)
+    except ConfigError as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        return EXIT_CONFIG
+    except KeyboardInterrupt:
+        err.print("[yellow]interrupted[/]")
+        return EXIT_INTERRUPTED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""Datasets: a task is (id, prompt, expected, evaluator options). Sources are chosen by the config's `source`:
+
+- `builtin:NAME`        a JSONL set shipped in benchwatch/datasets/builtin/
+- `path/to/file.jsonl`  a user's JSONL file (relative to the config file's folder)
+- other prefixes        registered by `register_source` (humaneval, squad:, hf:)
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import DatasetConfig
+
+
+@dataclass(frozen=True)
+class Task:
+    id: str
+    prompt: str
+    expected: Any = None
+    system: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # per-task evaluator options
+    meta: dict[str, Any] = field(default_factory=dict)  # anything else the source carries (e.g. tests)
+
+
+class DatasetError(ValueError):
+    """A dataset that can't be read; the message names the file, the line and the field."""
+
+
+Loader = Callable[[str, DatasetConfig, Path], list[Task]]
+_SOURCES: dict[str, Loader] = {}
+
+
+def register_source(prefix: str, loader: Loader) -> None:
+    """`prefix` is matched against the start of `source` (e.g. 'squad:' or 'humaneval')."""
+    _SOURCES[prefix] = loader
+
+
+JSONL_FIELDS = {"id", "prompt", "expected", "system", "options", "meta"}
+
+
+def parse_jsonl(text: str, where: str) -> list[Task]:
+    tasks: list[Task] = []
+    seen: set[str] = set()
+    for lineno, line in enumerate(text.splitlines(), start=1):
+        if not line.strip() or line.lstrip().startswith("//"):
+            continue
+        loc = f"{where}:{lineno}"
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{loc}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        if not isinstance(obj, dict):
+            raise DatasetError(f"{loc}: expected a JSON object, got {type(obj).__name__}")
+        for name in ("id", "prompt"):
+            if name not in obj:
+                raise DatasetError(f"{loc}: field '{name}' is missing")
+        if not isinstance(obj["prompt"], str) or not obj["prompt"].strip():
+            raise DatasetError(f"{loc}: field 'prompt' must be a non-empty string")
+        if not isinstance(obj["id"], (str, int)):
+            raise DatasetError(f"{loc}: field 'id' must be a string or an integer")
+        unknown = set(obj) - JSONL_FIELDS
+        if unknown:
+            raise DatasetError(f"{loc}: unknown field(s) {sorted(unknown)}; allowed: {sorted(JSONL_FIELDS)}")
+        for name in ("options", "meta"):
+            if name in obj and not isinstance(obj[name], dict):
+                raise DatasetError(f"{loc}: field '{name}' must be an object")
+        tid = str(obj["id"])
+        if tid in seen:
+            raise DatasetError(f"{loc}: field 'id': duplicate id {tid!r}")
+        seen.add(tid)
+        tasks.append(Task(id=tid, prompt=obj["prompt"], expected=obj.get("expected"),
+                          system=obj.get("system"), options=obj.get("options") or {}, meta=obj.get("meta") or {}))
+    if not tasks:
+        raise DatasetError(f"{where}: no tasks")
+    return tasks
+
+
+def _load_builtin(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:
+    name = source.split(":", 1)[1]
+    path = resources.files(__package__).joinpath("builtin", f"{name}.jsonl")
+    if not path.is_file():
+        available = sorted(p.name[:-6] for p in resources.files(__package__).joinpath("builtin").iterdir()
+                           if p.name.endswith(".jsonl"))
+        raise DatasetError(f"dataset {cfg.name!r}: no built-in set {name!r}; available: {available}")
+    return parse_jsonl(path.read_text(encoding="utf-8"), f"builtin:{name}")
+
+
+def _load_jsonl_path(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:
+    path = Path(source)
+    if not path.is_absolute():
+        path = base_dir / path
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise DatasetError(f"dataset {cfg.name!r}: cannot read {path}: {exc.strerror or exc}") from None
+    return parse_jsonl(text, str(path))
+
+
+register_source("builtin:", _load_builtin)
+
+
+def load_dataset(cfg: DatasetConfig, base_dir: Path) -> list[Task]:
+    """Load, then select by `ids` (in the order given) and `limit`."""
+    loader = next((fn for prefix, fn in _SOURCES.items() if cfg.source.startswith(prefix)), None)
+    if loader is None:
+        if cfg.source.endswith((".jsonl", ".json")) or "/" in cfg.source:
+            loader = _load_jsonl_path
+        else:
+            raise DatasetError(f"dataset {cfg.name!r}: unknown source {cfg.source!r} "
+                               f"(use builtin:NAME, a .jsonl path, or one of {sorted(_SOURCES)})")
+    tasks = loader(cfg.source, cfg, base_dir)
+    if cfg.ids:
+        by_id = {t.id: t for t in tasks}
+        missing = [i for i in cfg.ids if i not in by_id]
+        if missing:
+            raise DatasetError(f"dataset {cfg.name!r}: ids not in {cfg.source}: {missing[:5]}")
+        tasks = [by_id[i] for i in cfg.ids]
+    if cfg.limit:
+        tasks = tasks[: cfg.limit]
+    return tasks

@@ -1,0 +1,79 @@
+"""State deltas for the wire: `diff(old, new)` -> a short list of mechanical operations.
+
+The reducer (state.py) is the only place that knows what an event means. The server sends a snapshot of its
+state, then, per event, the operations that turn the previous state into the next one. The page applies them
+without knowing why (see web/static/js/patch.js); `apply_ops` here is the same thing in Python, for tests.
+
+Operations (paths are lists of keys / list indexes):
+  ["set", path, value]          replace the value at path
+  ["append", path, text]        a string grew at its end (streaming text)
+  ["push", path, item, keep]    a list grew by one item at its end, then keeps its last `keep` items
+The reducer shares unchanged branches between states, so `is` comparisons make the diff cheap.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+Op = list[Any]
+_LIST_ITEM_DIFF_MAX = 64  # past this many changed list items, one "set" of the list is smaller
+
+
+def diff(old: Any, new: Any, path: list[Any] | None = None) -> list[Op]:
+    path = path or []
+    if old is new:
+        return []
+    if isinstance(old, dict) and isinstance(new, dict):
+        return _dict_ops(old, new, path)
+    if isinstance(old, str) and isinstance(new, str) and len(new) > len(old) and new.startswith(old):
+        return [["append", path, new[len(old):]]]
+    if isinstance(old, list) and isinstance(new, list):
+        return _list_ops(old, new, path)
+    if old == new:
+        return []
+    return [["set", path, new]]
+
+
+def _dict_ops(old: dict[str, Any], new: dict[str, Any], path: list[Any]) -> list[Op]:
+    ops: list[Op] = []
+    for key, value in new.items():
+        if key not in old:
+            ops.append(["set", path + [key], value])
+        else:
+            ops.extend(diff(old[key], value, path + [key]))
+    for key in old.keys() - new.keys():
+        ops.append(["set", path + [key], None])
+    return ops
+
+
+def _list_ops(old: list[Any], new: list[Any], path: list[Any]) -> list[Op]:
+    # One item added at the end, the window possibly slid by one (telemetry): push, keep len(new).
+    if new and (new[:-1] == old or (len(new) == len(old) and new[:-1] == old[1:])):
+        return [["push", path, new[-1], len(new)]]
+    if len(new) == len(old):
+        changed = [i for i, (a, b) in enumerate(zip(old, new)) if a is not b and a != b]
+        if len(changed) <= _LIST_ITEM_DIFF_MAX:
+            return [op for i in changed for op in diff(old[i], new[i], path + [i])]
+    return [["set", path, new]]
+
+
+def apply_ops(state: Any, ops: list[Op]) -> Any:
+    """Apply operations in place (tests and the Python SSE client use this; the page has the JS twin)."""
+    for op in ops:
+        kind, path = op[0], op[1]
+        if not path:
+            state = op[2]
+            continue
+        parent = state
+        for key in path[:-1]:
+            parent = parent[key]
+        last = path[-1]
+        if kind == "set":
+            parent[last] = op[2]
+        elif kind == "append":
+            parent[last] = (parent[last] or "") + op[2]
+        elif kind == "push":
+            items = list(parent[last] or []) + [op[2]]
+            parent[last] = items[-op[3]:] if op[3] else items
+        else:
+            raise ValueError(f"unknown op {kind!r}")
+    return state

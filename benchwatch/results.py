@@ -1,0 +1,51 @@
+"""Reading results back: the per-attempt JSON view and the summary table (terminal)."""
+from __future__ import annotations
+
+import statistics
+from typing import Any, Iterable
+
+from rich.table import Table
+
+RESULT_JSON_FIELDS = ("run_id", "model", "backend", "dataset", "task_id", "attempt", "verdict", "final",
+                      "ttft_ms", "first_token_ms", "tokens_per_s", "latency_ms", "prompt_tokens",
+                      "completion_tokens", "thinking_tokens", "visible_tokens", "stages", "detail", "error",
+                      "prompt", "thinking", "response", "expected", "backend_stats", "started_at", "finished_at")
+
+
+def result_json(row: dict[str, Any]) -> dict[str, Any]:
+    """One task attempt as JSON; `stages` maps stage -> {start, end} in seconds from the attempt's start."""
+    out = {k: row.get(k) for k in RESULT_JSON_FIELDS}
+    out["stages"] = {k: {"start": v[0], "end": v[1]} for k, v in (row.get("stages") or {}).items()}
+    return out
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return statistics.median(vals) if vals else None
+
+
+def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
+    return "–" if v is None else f"{v:.{digits}f}{unit}"
+
+
+def summary_table(rows: list[dict[str, Any]], title: str = "") -> Table:
+    """Final verdicts per model x dataset with pass rate and median TTFT / tokens/s / latency."""
+    table = Table(title=title or None)
+    for col, justify in (("model", "left"), ("dataset", "left"), ("tasks", "right"), ("PASS", "right"),
+                         ("FAIL", "right"), ("ERROR", "right"), ("pass rate", "right"), ("TTFT p50", "right"),
+                         ("tok/s p50", "right"), ("latency p50", "right"), ("retries", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    for r in rows:
+        groups.setdefault((r["model"], r["dataset"]), []).append(r)
+    for (model, dataset), items in groups.items():
+        final = [r for r in items if r["final"]]
+        n = {v: sum(1 for r in final if r["verdict"] == v) for v in ("PASS", "FAIL", "ERROR")}
+        rate = 100.0 * n["PASS"] / len(final) if final else None
+        table.add_row(model, dataset, str(len(final)), f"[green]{n['PASS']}[/]", f"[red]{n['FAIL']}[/]",
+                      f"[magenta]{n['ERROR']}[/]", _fmt(rate, "%", 1),
+                      _fmt(_median(r["ttft_ms"] for r in final), " ms"),
+                      _fmt(_median(r["tokens_per_s"] for r in final), "", 1),
+                      _fmt(_median(r["latency_ms"] for r in final), " ms"),
+                      str(len(items) - len(final)))
+    return table

@@ -1,0 +1,351 @@
+"""The runner: walks models x datasets x tasks, times each stage, evaluates, stores, and publishes events.
+
+Per attempt: cooling pause -> prompt sent (Thinking: generating, nothing visible yet) -> first visible token
+(Streaming; TTFT) -> Evaluating -> result row committed -> Done. Every time comes from one monotonic clock.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import platform
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from .. import events as ev
+import json
+
+from ..backends import Backend, BackendError, GenParams, Stats, make_backend
+from ..backends.base import render_messages
+from ..backends.thinking import ThinkSplitter
+from ..config import Config, DatasetConfig, ModelConfig
+from ..datasets import Task, load_dataset
+from ..evaluators import Evaluator, Verdict, get_evaluator
+from ..store import Store
+from .sinks import SafeFanout, Sink
+
+log = logging.getLogger(__name__)
+
+
+class TaskTimeout(BackendError):
+    pass
+
+
+@dataclass
+class AttemptRecord:
+    """Everything measured during one attempt (times in seconds from the attempt's start)."""
+    prompt: str
+    thinking: list[str] = field(default_factory=list)
+    visible: list[str] = field(default_factory=list)
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    t_send: float | None = None
+    t_first_any: float | None = None
+    t_first_visible: float | None = None
+    t_last_visible: float | None = None
+    first_visible_chunk_tokens: int = 0
+    thinking_tokens: int = 0
+    visible_tokens: int = 0
+    stats: Stats | None = None
+
+    @property
+    def response(self) -> str:
+        return "".join(self.visible)
+
+    def tokens_per_s(self) -> float | None:
+        """Visible tokens per second of streaming: tokens after the first visible chunk over the time from
+        that chunk to the last one (the first chunk's own wait is TTFT, not speed)."""
+        if self.t_first_visible is None or self.t_last_visible is None:
+            return None
+        span = self.t_last_visible - self.t_first_visible
+        n = self.visible_tokens - self.first_visible_chunk_tokens
+        return n / span if span > 0 and n > 0 else None
+
+    def ms_since_send(self, t: float | None) -> float | None:
+        return None if t is None or self.t_send is None else (t - self.t_send) * 1000.0
+
+
+class Coalescer:
+    """Batches token deltas of one kind for `window_s` so a token stream costs tens of events per second."""
+
+    def __init__(self, window_s: float, flush: Callable[[str, str, int], None], clock: Callable[[], float]):
+        self.window_s, self._flush, self.clock = window_s, flush, clock
+        self.kind: str | None = None
+        self.parts: list[str] = []
+        self.n = 0
+        self.since = 0.0
+
+    def add(self, kind: str, text: str, n_tokens: int) -> None:
+        if self.kind is not None and kind != self.kind:
+            self.flush()
+        if self.kind is None:
+            self.kind, self.since = kind, self.clock()
+        self.parts.append(text)
+        self.n += n_tokens
+        if self.clock() - self.since >= self.window_s:
+            self.flush()
+
+    def flush(self) -> None:
+        if self.kind is not None and (self.parts or self.n):
+            self._flush(self.kind, "".join(self.parts), self.n)
+        self.kind, self.parts, self.n = None, [], 0
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    status: str
+    counts: dict[str, int]
+
+
+class Runner:
+    def __init__(self, cfg: Config, store: Store, sinks: list[Sink] | None = None,
+                 backend_factory: Callable[[ModelConfig], Backend] = make_backend,
+                 clock: Callable[[], float] = time.monotonic, config_path: str | None = None):
+        self.cfg, self.store, self.clock = cfg, store, clock
+        self.out = SafeFanout(list(sinks or []))
+        self.backend_factory = backend_factory
+        self.config_path = config_path
+        self.stop_requested = threading.Event()
+        self.run_id = ""
+        # Continues across resumed sessions: a microsecond clock base keeps seq increasing per run_id.
+        self._seq = time.time_ns() // 1000
+        self._current: tuple[str, str, str, int] | None = None
+
+    # ---- events
+    def emit(self, cls: type, **fields: Any) -> None:
+        self._seq += 1
+        self.out.emit(cls(run_id=self.run_id, seq=self._seq, **fields))
+
+    def _task_event(self, cls: type, **fields: Any) -> None:
+        model, dataset, task_id, attempt = self._current  # type: ignore[misc]
+        self.emit(cls, model=model, dataset=dataset, task_id=task_id, attempt=attempt, **fields)
+
+    # ---- the run
+    def plan(self) -> list[tuple[DatasetConfig, list[Task]]]:
+        return [(d, load_dataset(d, self.cfg.base_dir)) for d in self.cfg.datasets]
+
+    def run(self, resume_run_id: str | None = None) -> RunOutcome:
+        datasets = self.plan()  # bad datasets fail here, before a run row exists
+        evaluators = {d.name: get_evaluator(d.evaluator, d.options) for d, _ in datasets}
+        done: dict[tuple[str, str, str], str] = {}
+        attempts_made: dict[tuple[str, str, str], int] = {}
+        if resume_run_id:
+            self.run_id = resume_run_id
+            done = self.store.final_verdicts(resume_run_id)
+            attempts_made = self.store.attempts_made(resume_run_id)
+            self.store.set_run_status(resume_run_id, "running")
+        else:
+            host = {"hostname": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count(),
+                    "platform": platform.platform()}
+            self.run_id = self.store.create_run(self.cfg.model_dump(mode="json"), self.config_path, host)
+        self.emit(ev.RunStarted,
+                  models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.models],
+                  datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
+                            for d, ts in datasets],
+                  cooling_s=self.cfg.runner.cooling_s, resumed=bool(resume_run_id),
+                  done=[ev.DoneTask(model=m, dataset=d, task_id=t, verdict=v) for (m, d, t), v in done.items()],
+                  config=self.cfg.model_dump(mode="json"))
+        status, detail = "finished", ""
+        try:
+            for ordinal, mcfg in enumerate(self.cfg.models, start=1):
+                self._run_model(mcfg, ordinal, datasets, evaluators, done, attempts_made)
+        except KeyboardInterrupt:
+            status, detail = "interrupted", "stopped by the user (Ctrl-C)"
+        except Exception as exc:  # the harness itself failed: keep what is stored, say why
+            log.exception("run failed")
+            status, detail = "failed", f"{type(exc).__name__}: {exc}"
+        finally:
+            self.store.set_run_status(self.run_id, status, detail)
+            self.emit(ev.RunFinished, status=status, detail=detail)
+            self.out.close()
+        counts: dict[str, int] = {}
+        for v in self.store.final_verdicts(self.run_id).values():
+            counts[v] = counts.get(v, 0) + 1
+        return RunOutcome(self.run_id, status, counts)
+
+    def _run_model(self, mcfg: ModelConfig, ordinal: int, datasets: list[tuple[DatasetConfig, list[Task]]],
+                   evaluators: dict[str, Evaluator], done: dict[tuple[str, str, str], str],
+                   attempts_made: dict[tuple[str, str, str], int]) -> None:
+        self.emit(ev.ModelStarted, model=mcfg.name, backend=mcfg.backend, ordinal=ordinal,
+                  total=len(self.cfg.models))
+        backend: Backend | None = None
+        try:
+            if mcfg.backend == "embedded":
+                self.emit(ev.BackendState, model=mcfg.name, state="loading", detail="loading the GGUF model")
+            try:
+                backend = self.backend_factory(mcfg)
+                state, detail = backend.connect()
+            except BackendError as exc:
+                backend, state, detail = None, "disconnected", str(exc)
+            self.emit(ev.BackendState, model=mcfg.name, state=state, detail=detail)
+            for dcfg, tasks in datasets:
+                self.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=[t.id for t in tasks])
+                for task in tasks:
+                    key = (mcfg.name, dcfg.name, task.id)
+                    if key in done:
+                        continue
+                    self._run_task(mcfg, backend, dcfg, task, evaluators[dcfg.name], attempts_made.get(key, 0))
+                self.emit(ev.DatasetFinished, model=mcfg.name, dataset=dcfg.name)
+        finally:
+            if backend is not None:
+                backend.close()
+        self.emit(ev.ModelFinished, model=mcfg.name)
+
+    def _messages(self, dcfg: DatasetConfig, task: Task) -> list[dict[str, str]]:
+        system = task.system or dcfg.system_prompt or self.cfg.runner.system_prompt
+        msgs = [{"role": "system", "content": system}] if system else []
+        return msgs + [{"role": "user", "content": task.prompt}]
+
+    def _run_task(self, mcfg: ModelConfig, backend: Backend | None, dcfg: DatasetConfig, task: Task,
+                  evaluator: Evaluator, attempts_before: int) -> None:
+        rc = self.cfg.runner
+        attempt = attempts_before
+        while attempt < max(rc.attempts, attempts_before + 1):
+            attempt += 1
+            final_allowed = attempt >= rc.attempts
+            verdict = self._attempt(mcfg, backend, dcfg, task, evaluator, attempt, final_allowed)
+            if verdict != "ERROR" or final_allowed:
+                return
+
+    def _attempt(self, mcfg: ModelConfig, backend: Backend | None, dcfg: DatasetConfig, task: Task,
+                 evaluator: Evaluator, attempt: int, last_attempt: bool) -> str:
+        rc = self.cfg.runner
+        messages = self._messages(dcfg, task)
+        self._current = (mcfg.name, dcfg.name, task.id, attempt)
+        try:
+            prompt = backend.render_prompt(messages) if backend else render_messages(messages)
+        except Exception as exc:  # a template that fails to render is the harness's error
+            prompt = render_messages(messages) + f"\n\n(prompt rendering failed: {exc})"
+        rec = AttemptRecord(prompt=prompt)
+        started_wall = time.time()
+        t0 = self.clock()
+        at = lambda: self.clock() - t0  # noqa: E731 - seconds since this attempt began
+
+        def stage(name: str) -> None:
+            now = at()
+            for s in rec.stages.values():
+                if s[1] < 0:
+                    s[1] = now
+            rec.stages[name] = [now, -1.0]
+            self._task_event(ev.StageChanged, stage=name, at_s=round(now, 6))
+
+        self._task_event(ev.TaskStarted, prompt=prompt)
+        stage("cooling")
+        cooling = rc.cooling_s + (rc.retry_backoff_s * 2 ** (attempt - 2) if attempt > 1 else 0.0)
+        if cooling > 0 and self.stop_requested.wait(cooling):
+            raise KeyboardInterrupt
+        verdict: Verdict
+        error: str | None = None
+        try:
+            if backend is None:
+                raise BackendError(f"model {mcfg.name!r}: backend not connected")
+            stage("thinking")
+            self._generate(backend, messages, rec, at, stage)
+            stage("evaluating")
+            try:
+                verdict = evaluator.evaluate(task, rec.response)
+            except Exception as exc:  # the evaluator failing is the harness's ERROR, not the model's FAIL
+                error = f"evaluator {dcfg.evaluator} failed: {type(exc).__name__}: {exc}"
+                verdict = Verdict("ERROR", {"reason": error})
+        except BackendError as exc:
+            error = str(exc) or type(exc).__name__
+            if "evaluating" not in rec.stages:
+                stage("evaluating")
+            verdict = Verdict("ERROR", {"reason": error, "partial_response": rec.response[-500:]})
+        final = verdict.verdict != "ERROR" or last_attempt
+        end = at()
+        for s in rec.stages.values():
+            if s[1] < 0:
+                s[1] = end
+        rec.stages["done"] = [end, end]
+        st = rec.stats or Stats()
+        row = {
+            "run_id": self.run_id, "model": mcfg.name, "backend": mcfg.backend, "dataset": dcfg.name,
+            "task_id": task.id, "attempt": attempt, "prompt": prompt, "thinking": "".join(rec.thinking),
+            "response": rec.response, "expected": task.expected, "verdict": verdict.verdict, "final": final,
+            "detail": verdict.detail, "error": error, "stages": {k: [round(a, 6), round(b, 6)] for k, (a, b) in rec.stages.items()},
+            "ttft_ms": rec.ms_since_send(rec.t_first_visible), "first_token_ms": rec.ms_since_send(rec.t_first_any),
+            "latency_ms": rec.ms_since_send(end if rec.t_send is not None else None),
+            "prompt_tokens": st.prompt_tokens, "completion_tokens": st.completion_tokens,
+            "thinking_tokens": rec.thinking_tokens, "visible_tokens": rec.visible_tokens,
+            "tokens_per_s": rec.tokens_per_s(), "backend_stats": st.server,
+            "started_at": started_wall, "finished_at": time.time(),
+        }
+        self.store.add_result(row)  # durable before announced
+        self._task_event(ev.StageChanged, stage="done", at_s=round(end, 6))
+        self._task_event(ev.TaskFinished, verdict=verdict.verdict, final=final, detail=_jsonable(verdict.detail),
+                         error=error, ttft_ms=row["ttft_ms"], first_token_ms=row["first_token_ms"],
+                         latency_ms=row["latency_ms"], tokens_per_s=row["tokens_per_s"],
+                         completion_tokens=st.completion_tokens, stages=row["stages"])
+        return verdict.verdict
+
+    def _generate(self, backend: Backend, messages: list[dict[str, str]], rec: AttemptRecord,
+                  at: Callable[[], float], stage: Callable[[str], None]) -> None:
+        rc = self.cfg.runner
+        params = GenParams(max_tokens=rc.max_tokens, temperature=rc.temperature, seed=rc.seed,
+                           connect_timeout_s=rc.connect_timeout_s, first_token_timeout_s=rc.first_token_timeout_s,
+                           total_timeout_s=rc.task_timeout_s)
+        splitter = ThinkSplitter()
+
+        def publish(kind: str, text: str, n: int) -> None:
+            self._task_event(ev.TokenDelta, kind=kind, text=text, n_tokens=n,
+                             tps=round(rec.tokens_per_s(), 3) if rec.tokens_per_s() else None)
+
+        coalescer = Coalescer(rc.coalesce_ms / 1000.0, publish, self.clock)
+
+        def take(kind: str, text: str, n_tokens: int) -> None:
+            now = at()
+            if rec.t_first_any is None:
+                rec.t_first_any = now
+            if kind == "thinking":
+                rec.thinking.append(text)
+                rec.thinking_tokens += n_tokens
+            else:
+                if rec.t_first_visible is None:
+                    rec.t_first_visible = now
+                    rec.first_visible_chunk_tokens = n_tokens
+                    coalescer.flush()
+                    stage("streaming")
+                rec.visible.append(text)
+                rec.visible_tokens += n_tokens
+                rec.t_last_visible = now
+            coalescer.add(kind, text, n_tokens)
+
+        rec.t_send = at()
+        stream = backend.stream(messages, params)
+        try:
+            for item in stream:
+                now = at()
+                if self.stop_requested.is_set():
+                    raise KeyboardInterrupt
+                if now - rec.t_send > rc.task_timeout_s:
+                    raise TaskTimeout(f"timed out: no complete answer after {rc.task_timeout_s:g} s "
+                                      f"(runner.task_timeout_s)")
+                if isinstance(item, Stats):
+                    rec.stats = item
+                    continue
+                if rec.t_first_any is None and now - rec.t_send > rc.first_token_timeout_s:
+                    raise TaskTimeout(f"timed out: first token after {now - rec.t_send:.1f} s, over "
+                                      f"{rc.first_token_timeout_s:g} s (runner.first_token_timeout_s)")
+                if rec.t_first_any is None and (item.text or item.n_tokens):
+                    rec.t_first_any = now  # a token of any kind, a bare <think> tag included
+                if item.kind == "raw":
+                    pieces = splitter.feed(item.text)
+                    for i, (kind, text) in enumerate(pieces):  # the chunk's tokens go to its last piece
+                        take(kind, text, item.n_tokens if i == len(pieces) - 1 else 0)
+                    if not pieces:  # a tag alone: count its token where the splitter now is
+                        rec.thinking_tokens += item.n_tokens if splitter.inside else 0
+                elif item.text or item.n_tokens:
+                    take(item.kind, item.text, item.n_tokens)
+            for kind, text in splitter.flush():
+                take(kind, text, 0)
+        finally:
+            coalescer.flush()
+            close = getattr(stream, "close", None)
+            if close:
+                close()
+
+
+def _jsonable(detail: dict[str, Any]) -> dict[str, Any]:
+    return json.loads(json.dumps(detail, default=str))

@@ -1,0 +1,198 @@
+"""The results store: SQLAlchemy Core over SQLite (WAL) by default, PostgreSQL by URL.
+
+Runs, one row per task attempt, and host telemetry samples. A result row is committed before the runner
+announces it, so the store is always the truth.
+"""
+from __future__ import annotations
+
+import json
+import secrets
+import time
+from pathlib import Path
+from typing import Any, Iterable
+
+from sqlalchemy import (JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine,
+                        event, func, insert, select, update)
+from sqlalchemy.engine import Engine
+
+metadata = MetaData()
+
+runs = Table(
+    "runs", metadata,
+    Column("id", String(64), primary_key=True),
+    Column("created_at", Float, nullable=False),
+    Column("finished_at", Float),
+    Column("status", String(16), nullable=False),  # running | finished | interrupted | failed
+    Column("config", JSON, nullable=False),
+    Column("config_path", Text),
+    Column("host", JSON),
+    Column("detail", Text),
+)
+
+results = Table(
+    "results", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), nullable=False, index=True),
+    Column("model", Text, nullable=False),
+    Column("backend", String(32), nullable=False),
+    Column("dataset", Text, nullable=False),
+    Column("task_id", Text, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("prompt", Text, nullable=False),
+    Column("thinking", Text, nullable=False, default=""),
+    Column("response", Text, nullable=False, default=""),
+    Column("expected", JSON),
+    Column("verdict", String(8), nullable=False),  # PASS | FAIL | ERROR
+    Column("final", Boolean, nullable=False),
+    Column("detail", JSON, nullable=False),
+    Column("error", Text),
+    Column("stages", JSON, nullable=False),  # stage -> [start_s, end_s], seconds from the task's start
+    Column("ttft_ms", Float),
+    Column("first_token_ms", Float),
+    Column("latency_ms", Float),
+    Column("prompt_tokens", Integer),
+    Column("completion_tokens", Integer),
+    Column("thinking_tokens", Integer),
+    Column("visible_tokens", Integer),
+    Column("tokens_per_s", Float),
+    Column("backend_stats", JSON),  # what the backend itself reported (llama.cpp timings, Ollama counts)
+    Column("started_at", Float, nullable=False),
+    Column("finished_at", Float, nullable=False),
+)
+
+telemetry = Table(
+    "telemetry", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("run_id", String(64), index=True),
+    Column("ts", Float, nullable=False),
+    Column("cpu_pct", Float),
+    Column("fds", Integer),
+    Column("disk_mbps", Float),
+    Column("gpu_pct", Float),
+    Column("gpu_temp_c", Float),
+    Column("tps", Float),
+    Column("unavailable", JSON),
+)
+
+RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
+
+
+def new_run_id() -> str:
+    return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
+
+
+class Store:
+    def __init__(self, url: str, base_dir: Path | None = None):
+        self.url = _resolve_sqlite(url, base_dir)
+        self.engine: Engine = create_engine(self.url, future=True)
+        if self.engine.dialect.name == "sqlite":
+            event.listen(self.engine, "connect", _sqlite_pragmas)
+        metadata.create_all(self.engine)
+
+    # ---- runs
+    def create_run(self, config: dict[str, Any], config_path: str | None, host: dict[str, Any] | None = None,
+                   run_id: str | None = None) -> str:
+        rid = run_id or new_run_id()
+        with self.engine.begin() as c:
+            c.execute(insert(runs).values(id=rid, created_at=time.time(), status="running", config=config,
+                                          config_path=config_path, host=host or {}))
+        return rid
+
+    def set_run_status(self, run_id: str, status: str, detail: str = "") -> None:
+        values: dict[str, Any] = {"status": status, "detail": detail}
+        values["finished_at"] = None if status == "running" else time.time()
+        with self.engine.begin() as c:
+            c.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        with self.engine.connect() as c:
+            row = c.execute(select(runs).where(runs.c.id == run_id)).mappings().first()
+        return dict(row) if row else None
+
+    def latest_run_id(self) -> str | None:
+        with self.engine.connect() as c:
+            return c.execute(select(runs.c.id).order_by(runs.c.created_at.desc()).limit(1)).scalar()
+
+    def list_runs(self, limit: int = 100) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(runs).order_by(runs.c.created_at.desc()).limit(limit)).mappings().all()
+            counts = c.execute(
+                select(results.c.run_id, results.c.verdict, func.count())
+                .where(results.c.final.is_(True)).group_by(results.c.run_id, results.c.verdict)).all()
+        per_run: dict[str, dict[str, int]] = {}
+        for rid, verdict, n in counts:
+            per_run.setdefault(rid, {})[verdict] = n
+        out = []
+        for r in rows:
+            d = dict(r)
+            d["counts"] = per_run.get(r["id"], {})
+            out.append(d)
+        return out
+
+    # ---- results
+    def add_result(self, row: dict[str, Any]) -> int:
+        """Insert one task attempt and commit it before returning (durable before announced)."""
+        missing = {"run_id", "model", "dataset", "task_id", "attempt", "verdict"} - row.keys()
+        if missing:
+            raise ValueError(f"result row is missing {sorted(missing)}")
+        values = {k: row.get(k) for k in RESULT_FIELDS if k in row}
+        with self.engine.begin() as c:
+            return c.execute(insert(results).values(**values)).inserted_primary_key[0]
+
+    def results(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(results).where(results.c.run_id == run_id).order_by(results.c.id))
+            return [dict(r) for r in rows.mappings()]
+
+    def final_verdicts(self, run_id: str) -> dict[tuple[str, str, str], str]:
+        """(model, dataset, task_id) -> verdict for tasks that need no more attempts."""
+        with self.engine.connect() as c:
+            rows = c.execute(select(results.c.model, results.c.dataset, results.c.task_id, results.c.verdict)
+                             .where(results.c.run_id == run_id, results.c.final.is_(True)))
+            return {(m, d, t): v for m, d, t, v in rows}
+
+    def attempts_made(self, run_id: str) -> dict[tuple[str, str, str], int]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(results.c.model, results.c.dataset, results.c.task_id,
+                                    func.max(results.c.attempt))
+                             .where(results.c.run_id == run_id)
+                             .group_by(results.c.model, results.c.dataset, results.c.task_id))
+            return {(m, d, t): n for m, d, t, n in rows}
+
+    # ---- telemetry
+    def add_telemetry(self, samples: Iterable[dict[str, Any]]) -> None:
+        cols = {c.name for c in telemetry.columns} - {"id"}
+        rows = [{k: s.get(k) for k in cols} for s in samples]
+        if rows:
+            with self.engine.begin() as c:
+                c.execute(insert(telemetry), rows)
+
+    def telemetry(self, run_id: str) -> list[dict[str, Any]]:
+        with self.engine.connect() as c:
+            rows = c.execute(select(telemetry).where(telemetry.c.run_id == run_id).order_by(telemetry.c.ts))
+            return [dict(r) for r in rows.mappings()]
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+
+def _resolve_sqlite(url: str, base_dir: Path | None) -> str:
+    """Relative SQLite paths are taken from the config file's folder, so a run works from any cwd."""
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and ":memory:" not in url:
+        rel = url[len(prefix):]
+        base = base_dir or Path.cwd()
+        return prefix + str((base / rel).resolve())
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process kill
+    cur.execute("PRAGMA busy_timeout=10000")
+    cur.close()
+
+
+def dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, default=str)
