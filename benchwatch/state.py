@@ -142,8 +142,22 @@ def _set_task_item(s: dict[str, Any], e: Any, **changes: Any) -> None:
     s["tasks"] = {**tasks, "items": items}
 
 
+def _ordinal(names: list[str], name: str) -> list[int | None]:
+    """[1-based position of name in names (None if absent), len(names)]: the page's "2/5"."""
+    return [names.index(name) + 1 if name in names else None, len(names)]
+
+
+def _position(s: dict[str, Any], e: Any) -> dict[str, list[int | None]]:
+    """Where the task sits in the model x dataset x task matrix (Progress Snapshot card)."""
+    task_ids = s.get("plan", {}).get("task_ids", {}).get(e.dataset) or [i["id"] for i in s["tasks"]["items"]]
+    return {"model": _ordinal([m["name"] for m in s["models"]], e.model),
+            "dataset": _ordinal([d["name"] for d in s["datasets"]], e.dataset),
+            "task": _ordinal(task_ids, e.task_id)}
+
+
 def _task_started(s: dict[str, Any], e: Any) -> None:
     s["current"] = {"model": e.model, "dataset": e.dataset, "task_id": e.task_id, "attempt": e.attempt,
+                    "position": _position(s, e),
                     "stage": None, "stages": {}, "status_label": "RUNNING", "last": False,
                     "prompt": e.prompt, "thinking": "", "response": "", "tokens": 0, "tps": None,
                     "ttft_ms": None, "first_token_ms": None, "latency_ms": None, "verdict": None,
@@ -169,7 +183,11 @@ def _stage(s: dict[str, Any], e: Any) -> None:
     stages[e.stage] = {"start": e.at_s, "end": None, "elapsed_s": None}
     if e.stage == "done":
         stages["done"].update(end=e.at_s, elapsed_s=0.0)
-    s["current"] = {**c, "stage": e.stage, "stages": stages, "status_label": e.stage.upper()}
+    ttft_ms = c["ttft_ms"]
+    if e.stage == "streaming" and "thinking" in stages:
+        # TTFT (first visible token) is captured as Streaming starts; task_finished brings the exact figure.
+        ttft_ms = round((e.at_s - stages["thinking"]["start"]) * 1000.0, 1)
+    s["current"] = {**c, "stage": e.stage, "stages": stages, "status_label": e.stage.upper(), "ttft_ms": ttft_ms}
 
 
 def _token(s: dict[str, Any], e: Any) -> None:

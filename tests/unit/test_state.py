@@ -92,3 +92,11 @@ def test_parse_event_names_the_field():
         ev.parse_events([{"type": "stage", "run_id": "r", "seq": 1, "model": "m", "dataset": "d",
                           "task_id": "t", "attempt": 1, "stage": "sleeping", "at_s": 0}])
     assert "event[0]" in str(exc.value) and "stage" in str(exc.value)
+
+
+def test_current_task_position_and_live_ttft():
+    events = scripted_events()
+    s = replay(events[:5])  # up to task_started
+    assert s["current"]["position"] == {"model": [1, 2], "dataset": [1, 1], "task": [1, 2]}
+    s = replay(events[5:9], s)  # cooling, thinking (at 1.0), token, streaming (at 1.5)
+    assert s["current"]["ttft_ms"] == 500.0
