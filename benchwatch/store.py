@@ -5,7 +5,6 @@ announces it, so the store is always the truth.
 """
 from __future__ import annotations
 
-import json
 import secrets
 import time
 from pathlib import Path
@@ -75,6 +74,7 @@ telemetry = Table(
 )
 
 RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
+_INSERT_RESULT = insert(results)
 
 
 def new_run_id() -> str:
@@ -135,9 +135,9 @@ class Store:
         missing = {"run_id", "model", "dataset", "task_id", "attempt", "verdict"} - row.keys()
         if missing:
             raise ValueError(f"result row is missing {sorted(missing)}")
-        values = {k: row.get(k) for k in RESULT_FIELDS if k in row}
-        with self.engine.begin() as c:
-            return c.execute(insert(results).values(**values)).inserted_primary_key[0]
+        values = {k: row.get(k) for k in RESULT_FIELDS}
+        with self.engine.begin() as c:  # parameters apart from the statement: its compiled form is cached
+            return c.execute(_INSERT_RESULT, values).inserted_primary_key[0]
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:
@@ -192,7 +192,3 @@ def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
     cur.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: a commit survives a process kill
     cur.execute("PRAGMA busy_timeout=10000")
     cur.close()
-
-
-def dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, default=str)

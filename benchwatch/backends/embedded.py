@@ -6,6 +6,7 @@ exactly the text the model reads. Models are loaded once per process and path, n
 """
 from __future__ import annotations
 
+import codecs
 import importlib.util
 import os
 import threading
@@ -86,40 +87,56 @@ class EmbeddedBackend:
         return self.formatter(messages=messages).prompt
 
     def stream(self, messages: list[Message], params: GenParams) -> Iterator[Item]:
+        """Token by token through llama.cpp's generate loop: one Text per decoded token (bytes held back only
+        while a UTF-8 character is incomplete), then llama.cpp's own timings. We skip create_completion because
+        it re-detokenises the whole answer at every token, which slows long answers and blurs tokens/s."""
         import llama_cpp
 
         if self.llm is None:
             raise BackendError("model not loaded")
-        fmt = self.formatter(messages=messages)
         llm = self.llm
-        prompt_tokens = len(llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=False, special=True))
+        fmt = self.formatter(messages=messages)
+        tokens = llm.tokenize(fmt.prompt.encode("utf-8"), add_bos=True, special=True)
+        if len(tokens) > 1 and tokens[0] == tokens[1] == llm.token_bos():
+            tokens = tokens[1:]  # the template already starts with BOS
+        if len(tokens) + 1 >= llm.n_ctx():
+            raise BackendError(f"prompt is {len(tokens)} tokens, over the context window n_ctx={llm.n_ctx()}")
         stops = [s for s in (fmt.stop if isinstance(fmt.stop, list) else [fmt.stop]) if s]
+        vocab = llm._model.vocab
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         ctx = llm._ctx.ctx  # llama.cpp's own timings for this completion (reset first)
         llama_cpp.llama_perf_context_reset(ctx)
-        generated = 0
-        start_n = None
+        llm.set_seed(params.seed)
+        generated, pending, tail = 0, 0, ""
+        limit = min(params.max_tokens, llm.n_ctx() - len(tokens) - 1)
         try:
-            it = llm.create_completion(prompt=fmt.prompt, max_tokens=params.max_tokens,
-                                       temperature=params.temperature, seed=params.seed, stop=stops, stream=True)
-            for chunk in it:
-                if start_n is None:
-                    start_n = llm.n_tokens - 1  # tokens in context when the first sample came out
-                # n_tokens grows by one per decoded token; a chunk can hold several when text was held back
-                now_n = llm.n_tokens
-                n = max(1, now_n - start_n - generated)
-                generated += n
-                text = chunk["choices"][0]["text"]
+            for token in llm.generate(tokens, temp=params.temperature, top_k=40, top_p=0.95, min_p=0.05,
+                                      repeat_penalty=1.0, reset=True):
+                if llama_cpp.llama_vocab_is_eog(vocab, token):
+                    break
+                generated += 1
+                pending += 1
+                text = decoder.decode(llm.detokenize([token]))
                 if text:
-                    yield Text(text, n_tokens=n)
+                    yield Text(text, n_tokens=pending)
+                    pending = 0
+                    tail = (tail + text)[-64:]
+                    if stops and any(s in tail for s in stops):  # a textual stop the template asks for
+                        break
+                if generated >= limit:
+                    break
         except BackendError:
             raise
         except Exception as exc:
             raise BackendError(f"llama.cpp failed: {type(exc).__name__}: {exc}") from None
+        rest = decoder.decode(b"", final=True)
+        if rest or pending:
+            yield Text(rest, n_tokens=pending)
         perf = llama_cpp.llama_perf_context(ctx)
         server = {"t_prompt_ms": perf.t_p_eval_ms, "n_prompt_eval": perf.n_p_eval, "t_eval_ms": perf.t_eval_ms,
                   "n_eval": perf.n_eval,
                   "eval_tokens_per_s": (perf.n_eval / perf.t_eval_ms * 1000.0) if perf.t_eval_ms > 0 else None}
-        yield Stats(prompt_tokens=prompt_tokens, completion_tokens=perf.n_eval or generated, server=server)
+        yield Stats(prompt_tokens=len(tokens), completion_tokens=generated, server=server)
 
     def close(self) -> None:
         # The model stays loaded for the process (loaded once per model, not per task or per run).
