@@ -4,6 +4,7 @@ from __future__ import annotations
 import statistics
 from typing import Any, Iterable
 
+from rich import box
 from rich.table import Table
 
 RESULT_JSON_FIELDS = ("run_id", "model", "backend", "dataset", "task_id", "attempt", "verdict", "final",
@@ -30,11 +31,12 @@ def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
 
 def summary_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """Final verdicts per model x dataset with pass rate and median TTFT / tokens/s / latency."""
-    table = Table(title=title or None)
-    for col, justify in (("model", "left"), ("dataset", "left"), ("tasks", "right"), ("PASS", "right"),
-                         ("FAIL", "right"), ("ERROR", "right"), ("pass rate", "right"), ("TTFT p50", "right"),
-                         ("tok/s p50", "right"), ("latency p50", "right"), ("retries", "right")):
-        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    table = Table(title=title or None, caption="TTFT, tok/s and latency (lat): medians over final attempts",
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+    for col, justify in (("model", "left"), ("dataset", "left"), ("n", "right"), ("pass", "right"),
+                         ("fail", "right"), ("err", "right"), ("pass%", "right"), ("TTFT ms", "right"),
+                         ("tok/s", "right"), ("lat ms", "right"), ("retry", "right")):
+        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["dataset"]), []).append(r)
@@ -43,9 +45,9 @@ def summary_table(rows: list[dict[str, Any]], title: str = "") -> Table:
         n = {v: sum(1 for r in final if r["verdict"] == v) for v in ("PASS", "FAIL", "ERROR")}
         rate = 100.0 * n["PASS"] / len(final) if final else None
         table.add_row(model, dataset, str(len(final)), f"[green]{n['PASS']}[/]", f"[red]{n['FAIL']}[/]",
-                      f"[magenta]{n['ERROR']}[/]", _fmt(rate, "%", 1),
-                      _fmt(_median(r["ttft_ms"] for r in final), " ms"),
+                      f"[magenta]{n['ERROR']}[/]", _fmt(rate, "", 1),
+                      _fmt(_median(r["ttft_ms"] for r in final)),
                       _fmt(_median(r["tokens_per_s"] for r in final), "", 1),
-                      _fmt(_median(r["latency_ms"] for r in final), " ms"),
+                      _fmt(_median(r["latency_ms"] for r in final)),
                       str(len(items) - len(final)))
     return table
