@@ -1,0 +1,148 @@
+// The six telemetry charts: ECharts line series over the state's 60-sample telemetry window.
+// Streaming practice: time axis, no symbols, no animation, and setOption with the trimmed window
+// (the server's window already holds the last 60 samples; appendData could not drop old points).
+
+const BANDS = {
+  // green < 20 %, blue 20–50, yellow 50–70, red > 70 (spec: CPU colour bands)
+  cpu: [[0, 20, "#2e9d4f"], [20, 50, "#2f7fd8"], [50, 70, "#e0b000"], [70, 100, "#d6453d"]],
+  // blue < 50 °C → green → yellow → orange → red > 95 °C (spec: Temp bands)
+  temp: [[0, 50, "#2f7fd8"], [50, 70, "#2e9d4f"], [70, 85, "#e0b000"], [85, 95, "#f08c00"], [95, 130, "#d6453d"]],
+};
+
+export const METRICS = [
+  { key: "tps", label: "TPS", unit: "tokens/s", digits: 1 },
+  { key: "fds", label: "FD", unit: "open FDs", digits: 0 },
+  { key: "cpu_pct", label: "CPU", unit: "%", digits: 0, max: 100, bands: BANDS.cpu },
+  { key: "disk_mbps", label: "Disk", unit: "MB/s", digits: 2 },
+  { key: "gpu_pct", label: "GPU", unit: "%", digits: 0, max: 100 },
+  { key: "gpu_temp_c", label: "Temp", unit: "°C", digits: 0, max: 110, bands: BANDS.temp },
+];
+
+const STORE_KEY = "benchwatch.monitor.hiddenCharts";
+
+function cssVar(name) {
+  return getComputedStyle(document.documentElement).getPropertyValue(name).trim();
+}
+
+function baseOption(m) {
+  const fg = cssVar("--muted"), grid = cssVar("--grid-line"), line = cssVar("--accent");
+  const series = {
+    type: "line", showSymbol: false, animation: false, connectNulls: false, data: [],
+    lineStyle: { width: 2 }, color: line, sampling: "none",
+  };
+  const option = {
+    animation: false,
+    grid: { left: 44, right: 12, top: 10, bottom: 24 },
+    tooltip: { trigger: "axis", confine: true, valueFormatter: (v) => (v == null ? "unavailable" : `${Number(v).toFixed(m.digits)} ${m.unit}`) },
+    xAxis: { type: "time", axisLabel: { color: fg, hideOverlap: true }, axisLine: { lineStyle: { color: grid } },
+             splitLine: { show: false } },
+    yAxis: { type: "value", min: 0, max: m.max, axisLabel: { color: fg }, splitLine: { lineStyle: { color: grid } } },
+    series: [series],
+  };
+  if (m.bands) {
+    // Faint background bands plus the line coloured by the band its value is in.
+    series.markArea = { silent: true, data: m.bands.map(([lo, hi, c]) => [
+      { yAxis: lo, itemStyle: { color: c, opacity: 0.10 } }, { yAxis: hi }]) };
+    option.visualMap = { show: false, type: "piecewise", dimension: 1, seriesIndex: 0,
+      pieces: m.bands.map(([lo, hi, c], i) => (
+        i === 0 ? { lte: hi, color: c } : i === m.bands.length - 1 ? { gt: lo, color: c } : { gt: lo, lte: hi, color: c })) };
+  }
+  return option;
+}
+
+export class Charts {
+  constructor(gridEl, togglesEl, missingEl) {
+    this.gridEl = gridEl;
+    this.available = typeof window.echarts !== "undefined";
+    this.hidden = new Set(JSON.parse(localStorage.getItem(STORE_KEY) || "[]"));
+    this.boxes = {};
+    this.charts = {};
+    this.telemetry = [];
+    missingEl.hidden = this.available;
+    for (const m of METRICS) {
+      const btn = document.createElement("button");
+      btn.type = "button";
+      btn.className = "toggle";
+      btn.dataset.chart = m.key;
+      btn.textContent = m.label;
+      btn.setAttribute("aria-pressed", String(!this.hidden.has(m.key)));
+      btn.addEventListener("click", () => this.toggle(m.key, btn));
+      togglesEl.append(btn);
+
+      const box = document.createElement("div");
+      box.className = "chart-box";
+      box.dataset.chart = m.key;
+      box.hidden = this.hidden.has(m.key);
+      box.innerHTML = `<div class="chart-head"><span class="chart-title"></span><span class="chart-value">–</span>` +
+        `<span class="chart-unavailable" tabindex="0" hidden>unavailable</span></div><div class="chart"></div>`;
+      box.querySelector(".chart-title").textContent = `${m.label} (${m.unit})`;
+      gridEl.append(box);
+      this.boxes[m.key] = box;
+    }
+    if (this.available) {
+      this.initCharts();
+      // Follow the system theme: colours are read from CSS variables when a chart is created.
+      matchMedia("(prefers-color-scheme: dark)").addEventListener("change", () => {
+        for (const c of Object.values(this.charts)) c.dispose();
+        this.charts = {};
+        this.initCharts();
+        this.update(this.telemetry);
+      });
+      const ro = new ResizeObserver((entries) => {
+        for (const e of entries) this.charts[e.target.parentElement.dataset.chart]?.resize();
+      });
+      for (const box of Object.values(this.boxes)) ro.observe(box.querySelector(".chart"));
+    }
+  }
+
+  initCharts() {
+    for (const m of METRICS) {
+      if (this.hidden.has(m.key)) continue;
+      this._init(m);
+    }
+  }
+
+  _init(m) {
+    const chart = window.echarts.init(this.boxes[m.key].querySelector(".chart"), null, { renderer: "canvas" });
+    chart.setOption(baseOption(m));
+    this.charts[m.key] = chart;
+  }
+
+  toggle(key, btn) {
+    const box = this.boxes[key];
+    const show = box.hidden;
+    box.hidden = !show;
+    btn.setAttribute("aria-pressed", String(show));
+    if (show) this.hidden.delete(key); else this.hidden.add(key);
+    localStorage.setItem(STORE_KEY, JSON.stringify([...this.hidden]));
+    if (!this.available) return;
+    if (show && !this.charts[key]) this._init(METRICS.find((m) => m.key === key));
+    if (show) { this.charts[key].resize(); this._draw(METRICS.find((m) => m.key === key)); }
+  }
+
+  update(telemetry) {
+    this.telemetry = telemetry || [];
+    for (const m of METRICS) this._draw(m);
+  }
+
+  _draw(m) {
+    const box = this.boxes[m.key];
+    if (box.hidden) return;
+    const samples = this.telemetry;
+    const last = samples[samples.length - 1];
+    const reason = last && last.unavailable ? last.unavailable[m.key] : undefined;
+    const badge = box.querySelector(".chart-unavailable");
+    // A metric the server can't read is shown as unavailable (reason on hover), never as a zero line.
+    box.classList.toggle("is-unavailable", reason !== undefined);
+    badge.hidden = reason === undefined;
+    badge.title = reason || "";
+    badge.textContent = reason === undefined ? "" : "unavailable";
+    const value = last ? last[m.key] : null;
+    box.querySelector(".chart-value").textContent =
+      value == null ? (reason !== undefined ? "n/a" : "–") : Number(value).toFixed(m.digits);
+    const chart = this.charts[m.key];
+    if (!chart) return;
+    const data = samples.map((s) => [s.ts * 1000, s[m.key] == null ? null : s[m.key]]);
+    chart.setOption({ series: [{ data }] });
+  }
+}

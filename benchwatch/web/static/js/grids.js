@@ -1,0 +1,104 @@
+// The three pill grids. Models and Datasets are short lists: rebuilt when they change.
+// Current Dataset Tasks can hold 10,000 pills: built once per dataset, then only changed pills are touched.
+
+const ACTIVE_CALL_STAGES = new Set(["thinking", "streaming", "evaluating"]);  // LLM call under way, not yet evaluated
+
+function pill(text, cls, title) {
+  const el = document.createElement("div");
+  el.className = cls;
+  el.textContent = text;
+  el.title = title;
+  return el;
+}
+
+export function renderModels(box, models) {
+  const frag = document.createDocumentFragment();
+  for (const m of models) {
+    const el = pill("", `pill st-${m.status}`, `${m.name} · ${m.backend} · ${m.status} · backend ${m.connection}`);
+    el.dataset.name = m.name;
+    el.dataset.status = m.status;
+    const name = document.createElement("span"); name.className = "pill-name"; name.textContent = m.name;
+    const ord = document.createElement("span"); ord.className = "pill-ord"; ord.textContent = `${m.ordinal}/${m.of}`;
+    const st = document.createElement("span"); st.className = "pill-status"; st.textContent = m.status;
+    el.append(ord, name, st);
+    frag.append(el);
+  }
+  box.replaceChildren(frag);
+}
+
+export function renderDatasets(box, datasets) {
+  const frag = document.createDocumentFragment();
+  for (const d of datasets) {
+    const title = `${d.name} · ${d.status} · ${d.done}/${d.total} done · pass ${d.pass} · fail ${d.fail} · error ${d.error}`;
+    const el = pill("", `pill st-${d.status}`, title);
+    el.dataset.name = d.name;
+    el.dataset.status = d.status;
+    const name = document.createElement("span"); name.className = "pill-name"; name.textContent = d.name;
+    const cnt = document.createElement("span"); cnt.className = "pill-ord"; cnt.textContent = `${d.done}/${d.total}`;
+    el.append(name, cnt);
+    frag.append(el);
+  }
+  box.replaceChildren(frag);
+}
+
+export class TaskGrid {
+  constructor(box) {
+    this.box = box;
+    this.key = null;      // model|dataset|count of the grid on screen
+    this.pills = [];      // one element per task item
+    this.shown = [];      // "status|verdict|attempt" on screen, to skip unchanged pills
+    this.running = new Set();  // indexes whose status is running (for the halo)
+    this.haloOn = new Set();
+  }
+
+  _paint(i, item) {
+    const sig = `${item.status}|${item.verdict || ""}|${item.attempt || 0}`;
+    if (this.shown[i] === sig) return;
+    this.shown[i] = sig;
+    const el = this.pills[i];
+    el.className = `dot st-${item.status}`;
+    el.dataset.status = item.status;
+    el.title = `${item.id} · ${item.status}${item.verdict ? " · " + item.verdict : ""}` +
+      (item.attempt > 1 ? ` · attempt ${item.attempt}` : "");
+    if (item.status === "running") this.running.add(i); else this.running.delete(i);
+    this.haloOn.delete(i);
+  }
+
+  // dirty: null (everything) or {taskItems, taskItemsAll} from stream.js
+  render(tasks, current, dirty) {
+    const items = tasks.items;
+    const key = `${tasks.model}|${tasks.dataset}|${items.length}`;
+    if (key !== this.key) {
+      this.key = key;
+      this.pills = new Array(items.length);
+      this.shown = new Array(items.length);
+      this.running.clear();
+      this.haloOn.clear();
+      const frag = document.createDocumentFragment();
+      for (let i = 0; i < items.length; i++) {
+        const el = document.createElement("div");
+        el.dataset.id = items[i].id;
+        this.pills[i] = el;
+        this._paint(i, items[i]);
+        frag.append(el);
+      }
+      this.box.replaceChildren(frag);
+    } else if (!dirty || dirty.taskItemsAll) {
+      for (let i = 0; i < items.length; i++) this._paint(i, items[i]);
+    } else {
+      for (const i of dirty.taskItems) if (items[i]) this._paint(i, items[i]);
+    }
+    this._halo(items, current);
+  }
+
+  _halo(items, current) {
+    const active = current && !current.last && ACTIVE_CALL_STAGES.has(current.stage) && !current.verdict;
+    for (const i of this.running) {
+      const want = Boolean(active && items[i].id === current.task_id);
+      if (want !== this.haloOn.has(i)) {
+        this.pills[i].classList.toggle("halo", want);
+        if (want) this.haloOn.add(i); else this.haloOn.delete(i);
+      }
+    }
+  }
+}

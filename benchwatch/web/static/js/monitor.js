@@ -1,0 +1,91 @@
+// The live monitor page: wires the SSE stream to the charts, pill grids, cards and streaming details.
+// Rendering happens at most once per animation frame, touching only the parts whose state changed.
+import { connect } from "./stream.js";
+import { Charts } from "./charts.js";
+import { renderModels, renderDatasets, TaskGrid } from "./grids.js";
+import { renderServer, renderProgress, renderTask, StreamCard } from "./cards.js";
+
+const $ = (sel) => document.querySelector(sel);
+const HEADER_KEY = "benchwatch.monitor.hideHeader";
+const GRIDS_KEY = "benchwatch.monitor.hiddenGrids";
+
+// Chrome toggle: collapse the nav bar; remembered across reloads.
+function setupHeaderToggle() {
+  const btn = $("#toggle-header");
+  const apply = (hidden) => {
+    document.body.classList.toggle("header-hidden", hidden);
+    $("#site-header").hidden = hidden;
+    btn.textContent = hidden ? "Show header" : "Hide header";
+    btn.setAttribute("aria-pressed", String(hidden));
+  };
+  apply(localStorage.getItem(HEADER_KEY) === "1");
+  btn.addEventListener("click", () => {
+    const hidden = !document.body.classList.contains("header-hidden");
+    localStorage.setItem(HEADER_KEY, hidden ? "1" : "0");
+    apply(hidden);
+  });
+}
+
+function setupGridToggles() {
+  const hidden = new Set(JSON.parse(localStorage.getItem(GRIDS_KEY) || "[]"));
+  for (const btn of document.querySelectorAll("[data-grid]")) {
+    const box = $(`#grid-${btn.dataset.grid}`);
+    const apply = () => {
+      const off = hidden.has(btn.dataset.grid);
+      box.hidden = off;
+      btn.setAttribute("aria-pressed", String(!off));
+    };
+    apply();
+    btn.addEventListener("click", () => {
+      if (hidden.has(btn.dataset.grid)) hidden.delete(btn.dataset.grid); else hidden.add(btn.dataset.grid);
+      localStorage.setItem(GRIDS_KEY, JSON.stringify([...hidden]));
+      apply();
+    });
+  }
+}
+
+function renderRun(state) {
+  const run = state.run;
+  $("#waiting-banner").hidden = Boolean(run);
+  const chip = $("#run-chip");
+  chip.dataset.state = run ? run.status : "none";
+  chip.textContent = run ? `Run ${run.id} · ${run.status}` : "No run";
+  chip.title = run && run.detail ? run.detail : "";
+  const link = $("#report-link");
+  link.hidden = !run;
+  if (run) link.href = `/reports/${encodeURIComponent(run.id)}`;
+  $("#datasets-model").textContent = state.server.active_model ? `· ${state.server.active_model}` : "";
+  $("#tasks-dataset").textContent = state.tasks.dataset ? `· ${state.tasks.dataset} (${state.tasks.items.length})` : "";
+}
+
+const CONN_TEXT = { connecting: "Connecting…", open: "Live", reconnecting: "Reconnecting…", closed: "Disconnected, retrying…" };
+
+function main() {
+  setupHeaderToggle();
+  setupGridToggles();
+  const charts = new Charts($("#charts"), $("#chart-toggles"), $("#echarts-missing"));
+  const taskGrid = new TaskGrid($("#pills-tasks"));
+  const streamCard = new StreamCard($("#stream-card"));
+  const cards = { server: $("#card-server"), progress: $("#card-progress"), task: $("#card-task") };
+
+  const onState = (state, dirty) => {
+    const has = (k) => !dirty || dirty.keys.has(k);
+    if (has("run") || has("server") || has("tasks")) renderRun(state);
+    if (has("telemetry")) charts.update(state.telemetry);
+    if (has("models")) renderModels($("#pills-models"), state.models);
+    if (has("datasets")) renderDatasets($("#pills-datasets"), state.datasets);
+    if (has("tasks") || has("current") || has("run")) taskGrid.render(state.tasks, state.current, dirty);
+    if (has("server") || has("run") || has("thermal")) renderServer(cards.server, state);
+    if (has("counters") || has("current") || has("run")) renderProgress(cards.progress, state);
+    if (has("current") || has("run")) { renderTask(cards.task, state); streamCard.render(state); }
+    document.body.dataset.rendered = "1";  // tests and benchmarks wait for the first full render
+  };
+  const onConnection = (st) => {
+    const chip = $("#conn-chip");
+    chip.dataset.state = st;
+    chip.textContent = CONN_TEXT[st];
+  };
+  window.benchwatchMonitor = connect({ onState, onConnection });
+}
+
+main();
