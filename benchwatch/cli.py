@@ -119,6 +119,31 @@ def cmd_results(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("serve")
+def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+    import secrets
+
+    from .server import create_app
+    from .server.serve import serve
+
+    cfg = _config(args, required=args.config != DEFAULT_CONFIG)
+    if args.store:
+        cfg.store = args.store
+    if args.heartbeat is not None:
+        cfg.server.heartbeat_s = args.heartbeat
+    env = cfg.server.token_env
+    if not os.environ.get(env):
+        os.environ[env] = secrets.token_urlsafe(24)
+        print(f"benchwatch serve: no ${env} set; generated an ingest token for this server. Give it to the "
+              f"runner:\n  export {env}={os.environ[env]}", flush=True)
+    host = args.host or cfg.server.host
+    port = cfg.server.port if args.port is None else args.port
+    serve(lambda: create_app(cfg), host, port, cfg.server.max_streams, Path(args.log_dir) / "server.out.log",
+          worker=args.worker)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchwatch", description="LLM benchmark runner with a live web monitor.")
     p.add_argument("--version", action="version", version=f"benchwatch {__version__}")
@@ -141,6 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     res.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
     res.add_argument("--format", choices=("table", "json"), default="table",
                      help="table: summary per model x dataset; json: one object per task attempt")
+
+    sv = sub.add_parser("serve", help="serve the live monitor, event ingest and JSON API",
+                        description="Serve the live monitor (/docs/benchmark_monitor.html), the SSE stream, event "
+                                    "ingest and the JSON API with gunicorn (one gevent worker). Logs to "
+                                    "LOG_DIR/server.out.log (rotated). The ingest token is read from the "
+                                    "variable named by server.token_env (default BENCHWATCH_TOKEN); without "
+                                    "one a token is generated and printed.")
+    with_config(sv)
+    sv.add_argument("--host", help="bind address (default: server.host, loopback)")
+    sv.add_argument("--port", type=int, help="port (default: server.port; 0 picks a free one and prints it)")
+    sv.add_argument("--store", metavar="URL", help="override the config's store URL")
+    sv.add_argument("--log-dir", default="log", metavar="DIR", help="where server.out.log goes (default: log)")
+    sv.add_argument("--heartbeat", type=float, metavar="S", help="override server.heartbeat_s")
+    sv.add_argument("--worker", choices=("gevent", "gthread"), default="gevent",
+                    help="gunicorn worker class (gevent; gthread only for comparisons)")
 
     return p
 

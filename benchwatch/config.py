@@ -18,6 +18,7 @@ class ServerConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=8765, ge=0, le=65535)
     max_streams: int = Field(default=1000, ge=1, description="concurrent SSE clients before 503")
+    heartbeat_s: float = Field(default=15.0, gt=0, le=15, description="SSE heartbeat comment interval")
     thermal_warm_c: float = Field(default=70.0, description="GPU temperature at which the class turns warm")
     thermal_hot_c: float = Field(default=85.0, description="GPU temperature at which the class turns hot")
 

@@ -1,0 +1,184 @@
+"""The hub: the server's run state, its version counter, and the SSE fan-out.
+
+Every event (the runner's, the sampler's) is folded through the one reducer (state.apply). Each fold that
+changes the state bumps the version N and produces one pre-serialised `patch` message (benchwatch.patch.diff)
+kept in a bounded ring. A stream is a cursor into that ring: it wakes on a new version, writes everything past
+its cursor in one chunk, and waits again. The ring is also what a reconnect with Last-Event-ID replays from.
+A client whose cursor falls behind the ring's oldest message is too slow: it is dropped (its socket shut down so
+a write blocked on it returns), never buffered without bound.
+
+Works with real threads (Werkzeug, tests) and with gevent's patched threading (gunicorn's gevent worker).
+"""
+from __future__ import annotations
+
+import collections
+import itertools
+import json
+import logging
+import socket
+import threading
+import time
+from typing import Any, Iterable, Iterator
+
+from .. import state as reducer
+from ..events import Event
+from ..patch import diff
+
+log = logging.getLogger(__name__)
+
+RETRY_MS = 3000
+PING = b": ping\n\n"
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def sse_message(kind: str, msg_id: int, data: Any) -> bytes:
+    return f"id: {msg_id}\nevent: {kind}\ndata: {_dumps(data)}\n\n".encode()
+
+
+class Subscriber:
+    __slots__ = ("cursor", "sock", "dropped", "opened_at")
+
+    def __init__(self, sock: Any = None):
+        self.cursor = 0
+        self.sock = sock
+        self.dropped = False
+        self.opened_at = time.monotonic()
+
+    def drop(self) -> None:
+        """Too slow: mark it and shut its socket so a write blocked on a full buffer returns at once."""
+        self.dropped = True
+        if self.sock is not None:
+            try:
+                self.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class Hub:
+    def __init__(self, state: dict[str, Any] | None = None, ring_size: int = 4096, max_streams: int = 1000):
+        self._cond = threading.Condition(threading.Lock())
+        self.state = state if state is not None else reducer.initial_state()
+        self.version = 0
+        self._ring: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=ring_size)
+        self._subs: set[Subscriber] = set()
+        self.max_streams = max_streams
+        self.dropped_clients = 0
+        self.duplicates = 0
+        self._next_lag_check = 0.0
+
+    # ---- folding events
+    def fold(self, events: Iterable[Event]) -> int:
+        """Apply events in order; returns how many changed the state. Events already folded (same run_id, seq
+        not above the last one seen, e.g. a batch the sink re-sent after a lost reply) are skipped."""
+        changed = 0
+        with self._cond:
+            for event in events:
+                if event.type != "telemetry" and event.seq <= self.state["last_seq"].get(event.run_id, -1):
+                    self.duplicates += 1
+                    continue
+                new = reducer.apply(self.state, event)
+                ops = [op for op in diff(self.state, new) if op[1][:1] != ["last_seq"]]
+                self.state = new
+                if not ops:
+                    continue
+                self.version += 1
+                self._ring.append((self.version, sse_message("patch", self.version, {"ops": ops})))
+                changed += 1
+            if changed:
+                self._drop_laggards()
+                self._cond.notify_all()
+        return changed
+
+    def reset(self, state: dict[str, Any]) -> None:
+        """Replace the whole state (a rebuild): every stream gets a fresh snapshot, the ring starts over."""
+        with self._cond:
+            self.state = state
+            self.version += 1
+            self._ring.clear()
+            self._ring.append((self.version, b""))  # marker: nothing before this version can be replayed
+            self._cond.notify_all()
+
+    def _drop_laggards(self) -> None:
+        # A cursor older than the ring's oldest message cannot be served any more. Checked at most 4x/s: the
+        # scan is O(streams) and a client needs a ring's worth of events to fall behind anyway.
+        if len(self._ring) < (self._ring.maxlen or 0):
+            return
+        now = time.monotonic()
+        if now < self._next_lag_check:
+            return
+        self._next_lag_check = now + 0.25
+        oldest = self._ring[0][0]
+        for sub in self._subs:
+            if not sub.dropped and sub.cursor < oldest - 1:
+                self._drop(sub, "fell behind the ring")
+
+    def _drop(self, sub: Subscriber, why: str) -> None:
+        self.dropped_clients += 1
+        log.info("SSE client dropped: %s", why)
+        sub.drop()
+
+    def snapshot(self) -> tuple[dict[str, Any], int]:
+        with self._cond:
+            return self.state, self.version
+
+    # ---- streams
+    @property
+    def stream_count(self) -> int:
+        return len(self._subs)
+
+    def open_stream(self, sock: Any = None) -> Subscriber | None:
+        """Register a stream, or None when the cap is reached (the route answers 503 + Retry-After)."""
+        with self._cond:
+            if len(self._subs) >= self.max_streams:
+                return None
+            sub = Subscriber(sock)
+            self._subs.add(sub)
+            return sub
+
+    def close_stream(self, sub: Subscriber) -> None:
+        with self._cond:
+            self._subs.discard(sub)
+
+    def _since(self, cursor: int) -> bytes | None:
+        """Messages after `cursor` in one chunk, or None when the ring no longer holds them all."""
+        if not self._ring or cursor + 1 < self._ring[0][0] or self._ring[0][1] == b"" and cursor < self._ring[0][0]:
+            return None
+        start = cursor + 1 - self._ring[0][0]
+        return b"".join(msg for _, msg in itertools.islice(self._ring, max(start, 0), None))
+
+    def _snapshot_message(self) -> bytes:
+        return sse_message("snapshot", self.version, {"state": self.state, "seq": self.version})
+
+    def stream(self, sub: Subscriber, last_event_id: int | None, heartbeat_s: float) -> Iterator[bytes]:
+        """The body of one SSE response: retry hint, snapshot (or replay), then patches and heartbeats."""
+        try:
+            with self._cond:
+                replay = None
+                if last_event_id is not None and 0 <= last_event_id <= self.version:
+                    replay = b"" if last_event_id == self.version else self._since(last_event_id)
+                first = replay if replay is not None else self._snapshot_message()
+                sub.cursor = self.version
+            yield f"retry: {RETRY_MS}\n\n".encode() + first
+            while True:
+                with self._cond:
+                    if sub.cursor == self.version and not sub.dropped:
+                        self._cond.wait(heartbeat_s)
+                    if sub.dropped:
+                        return
+                    if sub.cursor == self.version:
+                        chunk = PING
+                    else:
+                        chunk = self._since(sub.cursor)
+                        if chunk is None:
+                            if self._ring and self._ring[0][1] == b"":  # a reset: start over from a snapshot
+                                chunk = self._snapshot_message()
+                            else:
+                                self._drop(sub, "fell behind the ring")
+                                return
+                        sub.cursor = self.version
+                yield chunk
+        finally:
+            self.close_stream(sub)

@@ -1,0 +1,32 @@
+"""GET /api/benchmark/telemetry/stream: the SSE stream (snapshot, then patches; see hub.py)."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+bp = Blueprint("stream", __name__)
+RETRY_AFTER_S = 5
+
+
+@bp.get("/api/benchmark/telemetry/stream")
+def stream() -> Any:
+    ctx = current_app.extensions["benchwatch"]
+    # The raw socket lets the hub shut a too-slow client's connection even while a write to it is blocked.
+    sock = request.environ.get("gunicorn.socket") or request.environ.get("werkzeug.socket")
+    sub = ctx.hub.open_stream(sock)
+    if sub is None:
+        resp = jsonify({"error": f"too many live streams (cap {ctx.hub.max_streams}); retry later"})
+        resp.status_code = 503
+        resp.headers["Retry-After"] = str(RETRY_AFTER_S)
+        return resp
+    last = request.headers.get("Last-Event-ID") or request.args.get("lastEventId")
+    try:
+        last_id = int(last) if last is not None else None
+    except ValueError:
+        last_id = None
+    body = ctx.hub.stream(sub, last_id, ctx.heartbeat_s)
+    resp = Response(body, mimetype="text/event-stream", direct_passthrough=True)
+    resp.headers["Cache-Control"] = "no-cache"
+    resp.headers["X-Accel-Buffering"] = "no"
+    return resp
