@@ -45,6 +45,11 @@ class BackendError(Exception):
     """A failure of the backend or its connection: the attempt's verdict is ERROR (and it is retried)."""
 
 
+class BackendUnavailable(BackendError):
+    """The backend cannot be reached (connection refused, dropped, timed out connecting): the runner publishes
+    the backend as disconnected and checks the connection again before the next attempt."""
+
+
 class Backend(Protocol):
     cfg: ModelConfig
 

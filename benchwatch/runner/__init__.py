@@ -16,7 +16,7 @@ from typing import Any, Callable
 from .. import events as ev
 import json
 
-from ..backends import Backend, BackendError, GenParams, Stats, make_backend
+from ..backends import Backend, BackendError, BackendUnavailable, GenParams, Stats, make_backend
 from ..backends.base import render_messages
 from ..backends.thinking import ThinkSplitter
 from ..config import Config, DatasetConfig, ModelConfig
@@ -111,6 +111,7 @@ class Runner:
         # Continues across resumed sessions: a microsecond clock base keeps seq increasing per run_id.
         self._seq = time.time_ns() // 1000
         self._current: tuple[str, str, str, int] | None = None
+        self._backend_state: dict[str, str] = {}  # model -> last published connection state
 
     # ---- events
     def emit(self, cls: type, **fields: Any) -> None:
@@ -175,10 +176,13 @@ class Runner:
                 self.emit(ev.BackendState, model=mcfg.name, state="loading", detail="loading the GGUF model")
             try:
                 backend = self.backend_factory(mcfg)
-                state, detail = backend.connect()
             except BackendError as exc:
-                backend, state, detail = None, "disconnected", str(exc)
-            self.emit(ev.BackendState, model=mcfg.name, state=state, detail=detail)
+                backend = None
+                self._set_backend_state(mcfg.name, "disconnected", str(exc))
+            if backend is not None:
+                if hasattr(backend, "connect_timeout_s"):  # remote backends check their server under this limit
+                    backend.connect_timeout_s = self.cfg.runner.connect_timeout_s  # type: ignore[attr-defined]
+                self._check_connection(mcfg.name, backend)
             for dcfg, tasks in datasets:
                 self.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=[t.id for t in tasks])
                 for task in tasks:
@@ -191,6 +195,20 @@ class Runner:
             if backend is not None:
                 backend.close()
         self.emit(ev.ModelFinished, model=mcfg.name)
+
+    # ---- connection state (published on change: at start, when an attempt cannot reach the backend, on recovery)
+    def _set_backend_state(self, model: str, state: str, detail: str) -> None:
+        if self._backend_state.get(model) != state:
+            self._backend_state[model] = state
+            self.emit(ev.BackendState, model=model, state=state, detail=detail)
+
+    def _check_connection(self, model: str, backend: Backend) -> tuple[str, str]:
+        try:
+            state, detail = backend.connect()
+        except BackendError as exc:
+            state, detail = "disconnected", str(exc)
+        self._set_backend_state(model, state, detail)
+        return state, detail
 
     def _messages(self, dcfg: DatasetConfig, task: Task) -> list[dict[str, str]]:
         system = task.system or dcfg.system_prompt or self.cfg.runner.system_prompt
@@ -240,6 +258,12 @@ class Runner:
         try:
             if backend is None:
                 raise BackendError(f"model {mcfg.name!r}: backend not connected")
+            if self._backend_state.get(mcfg.name) == "disconnected":  # check again before each attempt
+                state, detail = self._check_connection(mcfg.name, backend)
+                if state == "disconnected":
+                    raise BackendUnavailable(detail)
+            if hasattr(backend, "set_task"):  # backends answering from the task itself (reference)
+                backend.set_task(task)  # type: ignore[attr-defined]
             stage("thinking")
             self._generate(backend, messages, rec, at, stage)
             stage("evaluating")
@@ -250,6 +274,8 @@ class Runner:
                 verdict = Verdict("ERROR", {"reason": error})
         except BackendError as exc:
             error = str(exc) or type(exc).__name__
+            if isinstance(exc, BackendUnavailable):
+                self._set_backend_state(mcfg.name, "disconnected", error)
             if "evaluating" not in rec.stages:
                 stage("evaluating")
             verdict = Verdict("ERROR", {"reason": error, "partial_response": rec.response[-500:]})
@@ -330,6 +356,9 @@ class Runner:
                                       f"{rc.first_token_timeout_s:g} s (runner.first_token_timeout_s)")
                 if rec.t_first_any is None and (item.text or item.n_tokens):
                     rec.t_first_any = now  # a token of any kind, a bare <think> tag included
+                    model = self._current[0]  # type: ignore[index]
+                    if self._backend_state.get(model) != "connected":  # e.g. the model finished loading
+                        self._set_backend_state(model, "connected", "answering")
                 if item.kind == "raw":
                     pieces = splitter.feed(item.text)
                     for i, (kind, text) in enumerate(pieces):  # the chunk's tokens go to its last piece

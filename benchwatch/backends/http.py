@@ -1,0 +1,164 @@
+"""Streamed HTTP requests for the remote backends, with every per-task timeout enforced at the socket.
+
+httpx gives us the bytes as they arrive (no buffering between the socket and our clock) and a connect timeout.
+A read timeout alone cannot express "first token within N s, whole answer within M s", so a watchdog thread
+holds the two deadlines and, when one passes, shuts the socket down: the blocked read returns at once and the
+attempt ends as ERROR with the reason. Each request opens its own connection so the watchdog always knows the
+socket (httpcore's trace hook hands it over at connect time); on a LAN that costs well under a millisecond.
+"""
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from typing import Any, Callable, Iterator
+
+import httpx
+
+from .base import BackendError, BackendUnavailable, GenParams
+
+
+class Watchdog:
+    """Two deadlines from the moment the request starts: first token, then the whole answer."""
+
+    def __init__(self, params: GenParams, clock: Callable[[], float] = time.monotonic):
+        self.params, self.clock = params, clock
+        t0 = clock()
+        self.first_deadline = t0 + min(params.first_token_timeout_s, params.total_timeout_s)
+        self.total_deadline = t0 + params.total_timeout_s
+        self.reason: str | None = None
+        self._sock: socket.socket | None = None
+        self._first_seen = False
+        self._done = False
+        self._cond = threading.Condition()
+        self._thread = threading.Thread(target=self._watch, name="benchwatch-http-watchdog", daemon=True)
+        self._thread.start()
+
+    def attach(self, sock: socket.socket | None) -> None:
+        with self._cond:
+            self._sock = sock
+            if self.reason:  # a deadline passed while connecting
+                self._cut()
+
+    def token(self) -> None:
+        """The first token (of any kind) arrived: from now on only the total deadline applies."""
+        if not self._first_seen:
+            with self._cond:
+                self._first_seen = True
+                self._cond.notify()
+
+    def stop(self) -> None:
+        with self._cond:
+            self._done = True
+            self._cond.notify()
+
+    def _watch(self) -> None:
+        p = self.params
+        with self._cond:
+            while not self._done:
+                first = not self._first_seen and self.first_deadline < self.total_deadline
+                deadline = self.first_deadline if first else self.total_deadline
+                left = deadline - self.clock()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                if first:
+                    self.reason = (f"timed out: no token within {p.first_token_timeout_s:g} s of sending the request "
+                                   "(runner.first_token_timeout_s)")
+                else:
+                    self.reason = (f"timed out: answer not complete after {p.total_timeout_s:g} s "
+                                   "(runner.task_timeout_s)")
+                self._cut()
+                return
+
+    def _cut(self) -> None:
+        if self._sock is not None:
+            try:
+                self._sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv (close() would not)
+            except OSError:
+                pass
+
+
+def make_client() -> httpx.Client:
+    # No keep-alive: each request opens its own connection so its socket is known to the watchdog.
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), follow_redirects=True)
+
+
+def describe_transport_error(exc: Exception, where: str, params: GenParams) -> BackendError:
+    """A readable reason for an httpx failure; connection failures become BackendUnavailable."""
+    if isinstance(exc, httpx.ConnectTimeout):
+        return BackendUnavailable(f"cannot reach {where}: no connection within {params.connect_timeout_s:g} s "
+                                  "(runner.connect_timeout_s)")
+    if isinstance(exc, httpx.ConnectError):
+        why = str(exc) or type(exc).__name__
+        if "refused" in why.lower():
+            why = "connection refused (is the server running?)"
+        return BackendUnavailable(f"cannot reach {where}: {why}")
+    if isinstance(exc, httpx.ReadTimeout):
+        return BackendError(f"timed out: {where} sent nothing for {params.total_timeout_s:g} s "
+                            "(runner.task_timeout_s)")
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+        return BackendUnavailable(f"{where} closed the connection mid-answer (truncated stream: {exc})")
+    return BackendError(f"{where}: {type(exc).__name__}: {exc}")
+
+
+class StreamedRequest:
+    """POST a JSON body and iterate the response's lines as they arrive, under the per-task deadlines.
+
+    `on_status(status, body)` turns an HTTP error status into the backend's own BackendError. Call `token()`
+    when the first token is seen. Iterating raises BackendError with a readable reason on any failure.
+    """
+
+    def __init__(self, client: httpx.Client, url: str, body: dict[str, Any], params: GenParams, where: str,
+                 on_status: Callable[[int, str], BackendError], headers: dict[str, str] | None = None):
+        self.client, self.url, self.body, self.params = client, url, body, params
+        self.where, self.on_status, self.headers = where, on_status, headers or {}
+        self.dog: Watchdog | None = None
+
+    def token(self) -> None:
+        if self.dog:
+            self.dog.token()
+
+    def _trace(self, name: str, info: dict[str, Any]) -> None:
+        if name == "connection.connect_tcp.complete" and self.dog:
+            stream = info.get("return_value")
+            self.dog.attach(stream.get_extra_info("socket") if stream is not None else None)
+
+    def lines(self) -> Iterator[str]:
+        p = self.params
+        # The watchdog owns first-token and total deadlines; the read timeout is only a backstop.
+        timeout = httpx.Timeout(connect=p.connect_timeout_s, read=p.total_timeout_s + 1.0,
+                                write=p.connect_timeout_s, pool=p.connect_timeout_s)
+        self.dog = dog = Watchdog(p)
+        try:
+            with self.client.stream("POST", self.url, json=self.body, headers=self.headers, timeout=timeout,
+                                    extensions={"trace": self._trace}) as resp:
+                if resp.status_code >= 400:
+                    resp.read()
+                    raise self.on_status(resp.status_code, resp.text)
+                for line in resp.iter_lines():
+                    if dog.reason:
+                        break
+                    yield line
+            if dog.reason:
+                raise BackendError(dog.reason)
+        except httpx.HTTPError as exc:
+            if dog.reason:  # our watchdog cut the socket: say why, not how the read failed
+                raise BackendError(dog.reason) from None
+            raise describe_transport_error(exc, self.where, p) from None
+        finally:
+            dog.stop()
+
+
+def get_json(client: httpx.Client, url: str, timeout_s: float, where: str,
+             headers: dict[str, str] | None = None) -> tuple[int, Any]:
+    """A small GET for connection checks: (status, parsed JSON or None). Raises BackendUnavailable."""
+    try:
+        resp = client.get(url, timeout=httpx.Timeout(timeout_s), headers=headers or {})
+    except httpx.HTTPError as exc:
+        raise describe_transport_error(exc, where, GenParams(1, 0.0, 0, connect_timeout_s=timeout_s,
+                                                             total_timeout_s=timeout_s)) from None
+    try:
+        return resp.status_code, resp.json()
+    except ValueError:
+        return resp.status_code, None
