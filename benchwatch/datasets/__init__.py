@@ -121,3 +121,7 @@ def load_dataset(cfg: DatasetConfig, base_dir: Path) -> list[Task]:
     if cfg.limit:
         tasks = tasks[: cfg.limit]
     return tasks
+
+
+# Loaders that register themselves for their `source` prefix (imported last: they import this module).
+from . import humaneval, squad  # noqa: E402,F401
