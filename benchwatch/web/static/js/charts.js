@@ -15,7 +15,7 @@ export const METRICS = [
   { key: "cpu_pct", label: "CPU", unit: "%", digits: 0, max: 100, bands: BANDS.cpu },
   { key: "disk_mbps", label: "Disk", unit: "MB/s", digits: 2 },
   { key: "gpu_pct", label: "GPU", unit: "%", digits: 0, max: 100 },
-  { key: "gpu_temp_c", label: "Temp", unit: "°C", digits: 0, max: 110, bands: BANDS.temp },
+  { key: "gpu_temp_c", label: "Temp", unit: "°C", digits: 0, max: (v) => Math.max(100, Math.ceil(v.max / 10) * 10), bands: BANDS.temp },
 ];
 
 const STORE_KEY = "benchwatch.monitor.hiddenCharts";
