@@ -1,0 +1,109 @@
+"""The child side of the sandbox: runs the model's program, then the task's tests, and reports on a pipe.
+
+This file is run as `python -I -c <this source> FD` inside the sandbox (it never imports benchwatch). The job
+(program, tests, a per-run nonce) arrives on stdin. Records go to pipe FD as JSON lines carrying the nonce:
+"ready" before any untrusted code runs, then one "final" record. Everything the report needs (os.write, json,
+the fd, the nonce) is captured before the model's code runs, so patching sys, os, json, builtins or atexit
+from the model's code cannot change what is reported; exiting early leaves no final record (the parent then
+says FAIL); a record without the nonce is ignored by the parent.
+"""
+import ast
+import json
+import os
+import sys
+import traceback
+
+
+def _instrument(test_src):
+    """Count assertions that pass: a call to __bw_tick__() after every assert statement."""
+    tree = ast.parse(test_src, "<tests>")
+
+    class Ticker(ast.NodeTransformer):
+        def visit_Assert(self, node):
+            tick = ast.Expr(ast.Call(ast.Name("__bw_tick__", ast.Load()), [], []))
+            return [node, ast.copy_location(tick, node)]
+
+    tree = ast.fix_missing_locations(Ticker().visit(tree))
+    return compile(tree, "<tests>", "exec")
+
+
+def _failure(exc, test_lines):
+    """The exception and, where it happened in the tests, the test line that failed."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = next((f for f in reversed(frames) if f.filename == "<tests>"), None)
+    sol = next((f for f in reversed(frames) if f.filename == "<solution>"), None)
+    out = {"error": "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:],
+           "exception": type(exc).__name__}
+    if where is not None and 0 < where.lineno <= len(test_lines):
+        out["failing_line"] = where.lineno
+        out["failing_test"] = test_lines[where.lineno - 1].strip()[:500]
+    if sol is not None:
+        out["solution_line"] = sol.lineno
+    return out
+
+
+def main():
+    write, dumps, fd = os.write, json.dumps, int(sys.argv[1])
+    job = json.loads(sys.stdin.buffer.read())
+    sys.stdin.close()
+    nonce = job.pop("nonce")
+
+    def report(**rec):
+        rec["nonce"] = nonce
+        try:
+            write(fd, (dumps(rec, default=repr) + "\n").encode())
+        except OSError:
+            pass  # the model's code closed or filled the pipe: no record, the parent says FAIL
+
+    report(stage="ready")
+    if job.get("block_sockets"):
+        _block_sockets()
+    try:
+        program = compile(job["program"], "<solution>", "exec")
+    except (SyntaxError, ValueError) as exc:
+        report(stage="final", status="failed", phase="compile", exception=type(exc).__name__,
+               error=("".join(traceback.format_exception_only(type(exc), exc))).strip()[-2000:])
+        return
+    test_src = job.get("test") or ""
+    test_lines = test_src.splitlines()
+    try:
+        tests = _instrument(test_src)
+    except SyntaxError as exc:  # the dataset's tests are broken: the harness's problem, not the model's
+        report(stage="final", status="harness_error", error=f"tests do not compile: {exc}")
+        return
+    passed = [0]
+
+    def tick():
+        passed[0] += 1
+
+    env = {"__name__": "__solution__", "__builtins__": __builtins__}
+    phase = "program"
+    try:
+        exec(program, env)
+        phase = "tests"
+        env["__bw_tick__"] = tick
+        exec(tests, env)
+        if job.get("entry_point"):
+            entry = job["entry_point"]
+            if entry not in env:
+                raise NameError(f"the answer does not define {entry}()")
+            env["check"](env[entry])
+        ok = True
+    except BaseException as exc:  # noqa: B902 - SystemExit and KeyboardInterrupt are failures too
+        ok = False
+        failure = _failure(exc, test_lines)
+    if ok:
+        report(stage="final", status="passed", asserts_passed=passed[0])
+    else:
+        report(stage="final", status="failed", phase=phase, asserts_passed=passed[0], **failure)
+
+
+def _block_sockets():
+    """Where no network namespace is available: refuse socket creation and connections in this process."""
+    def hook(event, args):
+        if event in ("socket.__new__", "socket.connect", "socket.bind", "socket.getaddrinfo"):
+            raise PermissionError(f"network access is blocked in the sandbox ({event})")
+    sys.addaudithook(hook)
+
+
+main()
