@@ -21,18 +21,8 @@ CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
                  "--disable-sync", "--no-first-run"]
 SCREENSHOTS = ROOT / "artifacts" / "screenshots"
-
-# The child process: the real app factory under the real production server, on a given port.
-_LAUNCH = """
-import sys
-from benchwatch.config import load_config
-from benchwatch.server.app import create_app
-from benchwatch.server.serve import serve
-cfg = load_config(sys.argv[1])
-serve(lambda: create_app(cfg), "127.0.0.1", int(sys.argv[2]), cfg.server.max_streams, __import__("pathlib").Path(sys.argv[3]),
-      announce=lambda url: print("LISTENING", url, flush=True))
-"""
-
+DEFAULT_CONFIG = ("models:\n  - {name: m, backend: scripted}\n"
+                  "datasets:\n  - {name: d, source: 'builtin:facts'}\n")
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -43,25 +33,24 @@ def free_port() -> int:
 class Server:
     """A real server process; `restart()` keeps the port and the database file."""
 
-    def __init__(self, workdir: Path, port: int | None = None):
+    def __init__(self, workdir: Path, port: int | None = None, config_text: str = DEFAULT_CONFIG):
         self.workdir = workdir
         self.port = port or free_port()
         self.token = secrets.token_hex(16)
         self.url = f"http://127.0.0.1:{self.port}"
         self.config = workdir / "config.yaml"
-        self.config.write_text(
-            "models:\n  - {name: m, backend: scripted}\n"
-            "datasets:\n  - {name: d, source: 'builtin:facts'}\n"
-            f"store: sqlite:///{workdir / 'bench.db'}\n"
-            "server:\n  heartbeat_s: 2\n")
-        self.proc: subprocess.Popen[str] | None = None
+        self.config.write_text(config_text + f"store: sqlite:///{workdir / 'bench.db'}\n")
+        self.proc: subprocess.Popen[bytes] | None = None
         self.seq = 0
 
     def start(self, timeout_s: float = 30.0) -> "Server":
         env = dict(os.environ, PYTHONPATH=str(ROOT), BENCHWATCH_TOKEN=self.token)
-        self.proc = subprocess.Popen([sys.executable, "-c", _LAUNCH, str(self.config), str(self.port),
-                                      str(self.workdir / "server.log")], env=env, cwd=self.workdir,
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        # `benchwatch serve`, exactly as a user starts it (gunicorn + gevent), on a loopback port.
+        cmd = [str(Path(sys.executable).parent / "benchwatch"), "serve", "--config", str(self.config),
+               "--port", str(self.port), "--log-dir", str(self.workdir / "log"), "--heartbeat", "2"]
+        out = self.workdir / "serve.out"
+        with out.open("a") as sink:  # a file, not a pipe nobody reads
+            self.proc = subprocess.Popen(cmd, env=env, cwd=self.workdir, stdout=sink, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             try:
@@ -70,7 +59,7 @@ class Server:
             except httpx.HTTPError:
                 pass
             if self.proc.poll() is not None:
-                raise RuntimeError(f"server exited: {self.proc.stdout.read() if self.proc.stdout else ''}")
+                raise RuntimeError(f"server exited: {out.read_text()[-3000:]}")
             time.sleep(0.2)
         raise RuntimeError("server did not start in time")
 
