@@ -144,6 +144,57 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("report")
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import ReportError, RunNotFound, render_compare, render_report
+    from .store import Store
+
+    store = Store(_config(args, required=False).store)
+    run_id = args.run_id or store.latest_run_id()
+    if run_id is None:
+        err.print(f"[red]no runs yet in {store.url}[/]")
+        return 1
+    try:
+        html = render_compare(store, run_id, args.compare) if args.compare else render_report(store, run_id)
+    except (RunNotFound, ReportError) as exc:
+        err.print(f"[red]{exc}[/]", highlight=False)
+        return 1
+    if args.output == "-":
+        sys.stdout.write(html)
+        return 0
+    out = Path(args.output or (f"reports/{run_id}-vs-{args.compare}.html" if args.compare
+                               else f"reports/{run_id}.html"))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(html, encoding="utf-8")
+    err.print(f"report written: {out}  (one self-contained file; open it in any browser, offline)",
+              highlight=False, soft_wrap=True)
+    return 0
+
+
+@command("export")
+def cmd_export(args: argparse.Namespace) -> int:
+    from .report import export
+    from .store import Store
+
+    store = Store(_config(args, required=False).store)
+    run_id = args.run_id or store.latest_run_id()
+    if run_id is None or store.get_run(run_id) is None:
+        err.print(f"[red]no run {'named ' + repr(args.run_id) if args.run_id else 'yet'} in {store.url}[/]")
+        return 1
+    if args.output and args.output != "-":
+        with open(args.output, "w", encoding="utf-8", newline="") as f:
+            n = export(store, run_id, args.format, f, args.table)
+        err.print(f"{n} {args.table} rows written to {args.output}", highlight=False)
+    else:
+        try:
+            export(store, run_id, args.format, sys.stdout, args.table)
+            sys.stdout.flush()
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            import os
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchwatch", description="LLM benchmark runner with a live web monitor.")
     p.add_argument("--version", action="version", version=f"benchwatch {__version__}")
@@ -181,6 +232,24 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--heartbeat", type=float, metavar="S", help="override server.heartbeat_s")
     sv.add_argument("--worker", choices=("gevent", "gthread"), default="gevent",
                     help="gunicorn worker class (gevent; gthread only for comparisons)")
+
+    rp = sub.add_parser("report", help="write a run's report: one self-contained HTML file",
+                        description="Write a run's report as one HTML file that opens offline: configuration, "
+                                    "pass rates with Wilson 95% intervals, TTFT/tokens-per-s/latency "
+                                    "distributions, telemetry, failed and errored tasks.")
+    with_config(rp)
+    rp.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    rp.add_argument("-o", "--output", metavar="FILE",
+                    help="where to write it (default: reports/RUN_ID.html; '-' for stdout)")
+    rp.add_argument("--compare", metavar="RUN_ID_B", help="compare with this run: side by side, flipped verdicts")
+
+    ex = sub.add_parser("export", help="export a run's task attempts (or telemetry) as CSV or JSON lines")
+    with_config(ex)
+    ex.add_argument("run_id", nargs="?", metavar="RUN_ID", help="default: the latest run")
+    ex.add_argument("--format", choices=("csv", "jsonl"), default="csv", help="default: csv")
+    ex.add_argument("--table", choices=("results", "telemetry"), default="results",
+                    help="results: one row per task attempt (default); telemetry: the host samples")
+    ex.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
 
     return p
 

@@ -78,5 +78,6 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
 def _register_blueprints(app: Flask) -> None:
     """Every route group, in one place."""
     from . import api, ingest, static, stream
-    for module in (static, ingest, stream, api):
+    from ..report import routes as reports
+    for module in (static, ingest, stream, api, reports):
         app.register_blueprint(module.bp)

@@ -1,0 +1,276 @@
+"""What a run report shows, computed from the store: pure data, no HTML.
+
+Counting rules (one place, quoted by the report itself):
+- Pass rates count only final attempts (`final = true`): one verdict per task.
+- pass rate = PASS / (PASS + FAIL + ERROR). An ERROR (the harness or backend failed) counts against the rate,
+  because the task did not pass; errors are also shown on their own so a flaky backend is not mistaken for a
+  weak model.
+- Timing distributions (TTFT, tokens/s, latency) use final attempts that produced an answer (PASS or FAIL);
+  an ERROR attempt's times measure the failure, not the model.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+from sqlalchemy import func, select
+
+from ..store import Store
+from ..store import results as results_table
+from .stats import percentile, wilson
+
+VERDICTS = ("PASS", "FAIL", "ERROR")
+METRICS = (  # column, label, unit
+    ("ttft_ms", "TTFT", "ms"),
+    ("tokens_per_s", "Tokens/s", "tok/s"),
+    ("latency_ms", "Latency", "ms"),
+)
+QUANTILES = (50, 90, 99)
+TELEMETRY_SERIES = (  # column, label, unit
+    ("tps", "TPS", "tok/s"),
+    ("cpu_pct", "CPU", "%"),
+    ("gpu_pct", "GPU", "%"),
+    ("gpu_temp_c", "GPU temperature", "°C"),
+)
+COUNTING_RULE = ("Pass rate = PASS / (PASS + FAIL + ERROR) over final attempts; ERROR counts against the rate "
+                 "and is also shown on its own. Intervals: Wilson score, 95 %.")
+
+
+class RunNotFound(LookupError):
+    pass
+
+
+@dataclass
+class Cell:
+    """Final verdicts of one model on one dataset (or all datasets)."""
+    passed: int = 0
+    failed: int = 0
+    errored: int = 0
+
+    @property
+    def total(self) -> int:
+        return self.passed + self.failed + self.errored
+
+    @property
+    def rate(self) -> float | None:
+        return self.passed / self.total if self.total else None
+
+    @property
+    def interval(self) -> tuple[float, float] | None:
+        return wilson(self.passed, self.total)
+
+    def add(self, verdict: str) -> None:
+        if verdict == "PASS":
+            self.passed += 1
+        elif verdict == "FAIL":
+            self.failed += 1
+        else:
+            self.errored += 1
+
+    def as_dict(self) -> dict[str, Any]:
+        iv = self.interval
+        return {"pass": self.passed, "fail": self.failed, "error": self.errored, "total": self.total,
+                "rate": self.rate, "low": iv[0] if iv else None, "high": iv[1] if iv else None}
+
+
+@dataclass
+class Matrix:
+    models: list[str]
+    datasets: list[str]
+    cells: dict[tuple[str, str], Cell]
+    by_model: dict[str, Cell]  # all datasets together
+
+    def cell(self, model: str, dataset: str) -> Cell:
+        return self.cells.get((model, dataset), Cell())
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"models": self.models, "datasets": self.datasets,
+                "cells": {m: {d: self.cell(m, d).as_dict() for d in self.datasets} for m in self.models},
+                "by_model": {m: self.by_model[m].as_dict() for m in self.models}}
+
+
+@dataclass
+class Distribution:
+    values: list[float]
+    quantiles: dict[int, float | None] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, values: Iterable[float | None]) -> "Distribution":
+        vals = [float(v) for v in values if v is not None]
+        return cls(vals, {q: percentile(vals, q) for q in QUANTILES})
+
+
+def _ordered(config_names: Iterable[str], seen: Iterable[str]) -> list[str]:
+    """Names in config order, then any that only the results know (a resumed run with a changed config)."""
+    out: list[str] = []
+    for n in list(config_names) + list(seen):
+        if n not in out:
+            out.append(n)
+    return out
+
+
+def config_names(config: dict[str, Any], key: str) -> list[str]:
+    return [item.get("name", "?") for item in (config or {}).get(key, []) if isinstance(item, dict)]
+
+
+def pass_matrix(run: dict[str, Any], rows: list[dict[str, Any]]) -> Matrix:
+    final = [r for r in rows if r["final"]]
+    models = _ordered(config_names(run["config"], "models"), (r["model"] for r in rows))
+    datasets = _ordered(config_names(run["config"], "datasets"), (r["dataset"] for r in rows))
+    cells: dict[tuple[str, str], Cell] = {}
+    by_model = {m: Cell() for m in models}
+    for r in final:
+        cells.setdefault((r["model"], r["dataset"]), Cell()).add(r["verdict"])
+        by_model[r["model"]].add(r["verdict"])
+    return Matrix(models, datasets, cells, by_model)
+
+
+def distributions(models: list[str], rows: list[dict[str, Any]]) -> dict[str, dict[str, Distribution]]:
+    """metric -> model -> distribution over final PASS/FAIL attempts."""
+    answered = [r for r in rows if r["final"] and r["verdict"] in ("PASS", "FAIL")]
+    return {col: {m: Distribution.of(r[col] for r in answered if r["model"] == m) for m in models}
+            for col, _, _ in METRICS}
+
+
+def telemetry_data(samples: list[dict[str, Any]]) -> dict[str, Any]:
+    """Series as [ts_ms, value] pairs (None where a metric was unavailable) and why metrics were unavailable."""
+    series = {col: [[s["ts"] * 1000.0, s.get(col)] for s in samples] for col, _, _ in TELEMETRY_SERIES}
+    reasons: dict[str, set[str]] = {}
+    for s in samples:
+        un = s.get("unavailable") or {}
+        items = un.items() if isinstance(un, dict) else ((str(k), "") for k in un)
+        for metric, why in items:
+            reasons.setdefault(str(metric), set()).add(str(why) if why else "unavailable")
+    return {"series": series, "count": len(samples),
+            "unavailable": {k: sorted(v) for k, v in sorted(reasons.items())},
+            "measured": {col: any(s.get(col) is not None for s in samples) for col, _, _ in TELEMETRY_SERIES}}
+
+
+def task_boundaries(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Each attempt's wall-clock span, so telemetry can be read against the task that was running."""
+    return [{"start": r["started_at"] * 1000.0, "end": r["finished_at"] * 1000.0, "model": r["model"],
+             "dataset": r["dataset"], "task_id": r["task_id"], "attempt": r["attempt"], "verdict": r["verdict"],
+             "final": bool(r["final"])} for r in rows]
+
+
+def problem_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Failed and errored attempts: every final FAIL/ERROR, and the ERROR attempts that were retried."""
+    return [r for r in rows if r["verdict"] != "PASS"]
+
+
+@dataclass
+class ReportData:
+    run: dict[str, Any]
+    rows: list[dict[str, Any]]
+    matrix: Matrix
+    dists: dict[str, dict[str, Distribution]]
+    telemetry: dict[str, Any]
+    boundaries: list[dict[str, Any]]
+    problems: list[dict[str, Any]]
+
+    @property
+    def run_id(self) -> str:
+        return self.run["id"]
+
+    def chart_data(self) -> dict[str, Any]:
+        """Everything the report's scripts draw, as JSON-ready data."""
+        return {
+            "run_id": self.run_id,
+            "matrix": self.matrix.as_dict(),
+            "metrics": [{"key": c, "label": label, "unit": unit} for c, label, unit in METRICS],
+            "distributions": {c: {m: {"values": d.values, "quantiles": {f"p{q}": v for q, v in d.quantiles.items()}}
+                                  for m, d in per.items()} for c, per in self.dists.items()},
+            "telemetry": self.telemetry,
+            "telemetry_series": [{"key": c, "label": label, "unit": unit} for c, label, unit in TELEMETRY_SERIES],
+            "boundaries": self.boundaries,
+            "run_span": [self.run["created_at"] * 1000.0,
+                         (self.run["finished_at"] or max([r["finished_at"] for r in self.rows],
+                                                         default=self.run["created_at"])) * 1000.0],
+        }
+
+
+def load_report(store: Store, run_id: str) -> ReportData:
+    run = store.get_run(run_id)
+    if run is None:
+        raise RunNotFound(f"no run {run_id!r} in {store.url}")
+    rows = store.results(run_id)
+    matrix = pass_matrix(run, rows)
+    return ReportData(run=run, rows=rows, matrix=matrix, dists=distributions(matrix.models, rows),
+                      telemetry=telemetry_data(store.telemetry(run_id)), boundaries=task_boundaries(rows),
+                      problems=problem_rows(rows))
+
+
+# ---- compare
+
+@dataclass
+class Flip:
+    model: str
+    dataset: str
+    task_id: str
+    before: dict[str, Any]  # the final row in run A
+    after: dict[str, Any]   # the final row in run B
+
+
+@dataclass
+class Comparison:
+    a: ReportData
+    b: ReportData
+    flips: list[Flip]
+    unchanged: int
+    only_a: list[tuple[str, str, str]]
+    only_b: list[tuple[str, str, str]]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"a": self.a.run_id, "b": self.b.run_id, "unchanged": self.unchanged,
+                "flips": [{"model": f.model, "dataset": f.dataset, "task_id": f.task_id,
+                           "a": f.before["verdict"], "b": f.after["verdict"]} for f in self.flips],
+                "only_a": [list(k) for k in self.only_a], "only_b": [list(k) for k in self.only_b]}
+
+
+def _finals(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
+    return {(r["model"], r["dataset"], r["task_id"]): r for r in rows if r["final"]}
+
+
+def compare(store: Store, run_a: str, run_b: str) -> Comparison:
+    """Runs A and B side by side; a task flipped when both runs have a final verdict and the verdicts differ."""
+    a, b = load_report(store, run_a), load_report(store, run_b)
+    fa, fb = _finals(a.rows), _finals(b.rows)
+    flips = [Flip(*k, fa[k], fb[k]) for k in fa if k in fb and fa[k]["verdict"] != fb[k]["verdict"]]
+    unchanged = sum(1 for k in fa if k in fb and fa[k]["verdict"] == fb[k]["verdict"])
+    return Comparison(a, b, flips, unchanged, [k for k in fa if k not in fb], [k for k in fb if k not in fa])
+
+
+# ---- the runs list
+
+def per_model_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, Cell]]:
+    """run_id -> model -> final-verdict counts, in one grouped query."""
+    if not run_ids:
+        return {}
+    t = results_table
+    with store.engine.connect() as c:
+        rows = c.execute(select(t.c.run_id, t.c.model, t.c.verdict, func.count())
+                         .where(t.c.final.is_(True), t.c.run_id.in_(run_ids))
+                         .group_by(t.c.run_id, t.c.model, t.c.verdict)).all()
+    out: dict[str, dict[str, Cell]] = {}
+    for rid, model, verdict, n in rows:
+        cell = out.setdefault(rid, {}).setdefault(model, Cell())
+        for _ in range(n):
+            cell.add(verdict)
+    return out
+
+
+def runs_list(store: Store, limit: int = 200) -> list[dict[str, Any]]:
+    runs = store.list_runs(limit)
+    counts = per_model_counts(store, [r["id"] for r in runs])
+    out = []
+    for r in runs:
+        per_model = counts.get(r["id"], {})
+        models = _ordered(config_names(r["config"], "models"), per_model)
+        overall = Cell(*(r["counts"].get(v, 0) for v in VERDICTS))
+        out.append({**r, "models": models, "datasets": config_names(r["config"], "datasets"),
+                    "per_model": {m: per_model.get(m, Cell()) for m in models}, "overall": overall})
+    return out
+
+
+__all__ = ["RunNotFound", "Cell", "Matrix", "Distribution", "ReportData", "Comparison", "Flip", "load_report",
+           "compare", "runs_list", "COUNTING_RULE", "METRICS", "QUANTILES", "TELEMETRY_SERIES"]
