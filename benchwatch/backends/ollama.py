@@ -75,6 +75,7 @@ class OllamaBackend:
     def stream(self, messages: list[Message], params: GenParams) -> Iterator[Item]:
         req = StreamedRequest(self.client, f"{self.base_url}/api/chat", self.request_body(messages, params),
                               params, self.where, self._status_error)
+        stats: Stats | None = None
         for line in req.lines():
             if not line.strip():
                 continue
@@ -98,10 +99,11 @@ class OllamaBackend:
                 server = {k: chunk[k] for k in SERVER_FIELDS if k in chunk}
                 if chunk.get("eval_duration") and chunk.get("eval_count"):
                     server["eval_tokens_per_s"] = chunk["eval_count"] / chunk["eval_duration"] * 1e9
-                yield Stats(prompt_tokens=chunk.get("prompt_eval_count"), completion_tokens=chunk.get("eval_count"),
-                            server=server)
-                return
-        raise BackendError(f"{self.where} ended the stream before its final `done` line (truncated stream)")
+                stats = Stats(prompt_tokens=chunk.get("prompt_eval_count"), completion_tokens=chunk.get("eval_count"),
+                              server=server)
+        if stats is None:
+            raise BackendError(f"{self.where} ended the stream before its final `done` line (truncated stream)")
+        yield stats
 
     def close(self) -> None:
         self.client.close()

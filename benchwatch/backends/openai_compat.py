@@ -82,8 +82,8 @@ class OpenAIBackend:
                 continue  # blank separators, `event:`/`id:` fields and `:` keep-alive comments
             data = line[5:].strip()
             if data == "[DONE]":
-                finished = True
-                break
+                finished = True  # the body ends here; reading on to its end keeps the HTTP exchange clean
+                continue
             try:
                 chunk = json.loads(data)
                 if not isinstance(chunk, dict):

@@ -77,8 +77,8 @@ def test_model_not_pulled_is_an_error_naming_the_pull_command_and_the_run_goes_o
 
 
 @pytest.mark.parametrize("behaviour, reason", [
-    (Behaviour(fault="stall", fault_after=0), "no token within 0.5 s"),
-    (Behaviour(fault="stall", fault_after=2), "answer not complete after 1.5 s"),
+    (Behaviour(fault="stall", fault_after=0), "no token within 1 s"),
+    (Behaviour(fault="stall", fault_after=2), "answer not complete after 2 s"),
     (Behaviour(fault="malformed", fault_after=2), "malformed chunk"),
     (Behaviour(fault="truncated", fault_after=2), "truncated stream"),
     (Behaviour(fault="error", fault_after=2), "reported an error mid-answer"),
@@ -86,12 +86,12 @@ def test_model_not_pulled_is_an_error_naming_the_pull_command_and_the_run_goes_o
 def test_faults_are_errors_with_a_reason_retried_and_the_run_goes_on(tmp_path, ollama, behaviour, reason):
     ollama.behaviours = {"m": [behaviour, Behaviour()]}  # the first request misbehaves, the retry is fine
     outcome, rows, _ = run(tmp_path, [model(ollama, "m")], ["arith-01", "arith-02"],
-                           first_token_timeout_s=0.5, task_timeout_s=1.5)
-    assert outcome.status == "finished" and outcome.counts == {"PASS": 2}
+                           first_token_timeout_s=1.0, task_timeout_s=2.0)
+    assert outcome.status == "finished" and outcome.counts == {"PASS": 2}, [(r["attempt"], r["error"]) for r in rows]
     assert [(r["task_id"], r["attempt"], r["verdict"]) for r in rows] == [
         ("arith-01", 1, "ERROR"), ("arith-01", 2, "PASS"), ("arith-02", 1, "PASS")]
     assert reason in rows[0]["error"]
-    assert rows[0]["latency_ms"] < 1500 + 1000  # cut at the deadline, not at the stand-in's 30 s stall
+    assert rows[0]["latency_ms"] < 2000 + 1500  # cut at the deadline, not at the stand-in's 30 s stall
 
 
 def test_server_down_mid_run_publishes_disconnected_then_connected(tmp_path, ollama):
