@@ -1,6 +1,7 @@
 """Text evaluators: exact match after normalisation, contains, and regex."""
 from __future__ import annotations
 
+import copy
 import re
 import string
 from typing import Any
@@ -40,6 +41,14 @@ class _Normaliser:
             text = " ".join(text.split())
         return text.strip()
 
+    def for_gold(self, gold: str) -> "_Normaliser":
+        """A gold answer that is itself an article (the letter 'A') keeps articles, else it would vanish."""
+        if not self.articles or self(gold) or not gold.strip():
+            return self
+        kept = copy.copy(self)
+        kept.articles = False
+        return kept
+
 
 def _no_more(opts: dict[str, Any], name: str) -> None:
     if opts:
@@ -61,7 +70,7 @@ class ExactMatch:
     def evaluate(self, task: Task, response: str) -> Verdict:
         golds = golds_of(task)
         actual = self.norm(response)
-        match = next((g for g in golds if self.norm(g) == actual), None)
+        match = next((g for g in golds if (n := self.norm.for_gold(g))(g) == n(response)), None)
         return Verdict("PASS" if match is not None else "FAIL",
                        {"expected": golds if len(golds) > 1 else golds[0], "actual": response.strip()[:500],
                         "normalised": actual[:500], "matched": match})
@@ -77,8 +86,8 @@ class Contains:
 
     def evaluate(self, task: Task, response: str) -> Verdict:
         golds = golds_of(task)
-        actual = f" {self.norm(response)} "
-        match = next((g for g in golds if self.norm(g) and f" {self.norm(g)} " in actual), None)
+        match = next((g for g in golds if (n := self.norm.for_gold(g))(g) and f" {n(g)} " in f" {n(response)} "),
+                     None)
         return Verdict("PASS" if match is not None else "FAIL",
                        {"expected": golds if len(golds) > 1 else golds[0], "actual": response.strip()[:500],
                         "matched": match})

@@ -54,3 +54,15 @@ def test_numeric_verdicts_and_detail():
 def test_unknown_evaluator():
     with pytest.raises(EvaluatorError, match="unknown evaluator"):
         get_evaluator("telepathy")
+
+
+def test_a_gold_that_is_an_article_is_not_normalised_away():
+    """Found by the reference backend: facts' 'A' (the letter) vanished under ignore_articles."""
+    from benchwatch.datasets import Task
+    from benchwatch.evaluators import get_evaluator
+    task = Task(id="f", prompt="First letter?", expected=["A"])
+    for name in ("contains", "exact_match"):
+        ev = get_evaluator(name, {"ignore_articles": True})
+        assert ev.evaluate(task, "A").verdict == "PASS"
+        assert ev.evaluate(task, "B").verdict == "FAIL"
+    assert get_evaluator("contains", {"ignore_articles": True}).evaluate(task, "The letter A.").verdict == "PASS"
