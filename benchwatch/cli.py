@@ -64,6 +64,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     sinks: list[Any] = [TerminalDisplay(err)]
     if args.events_out:
         sinks.append(JsonlSink(args.events_out))
+    publisher = _publisher(cfg, args)
+    if publisher is not None:
+        sinks.append(publisher)
     runner = Runner(cfg, store, sinks, config_path=str(cfg._path) if cfg._path else None)
     _stop_on_sigterm(runner)
     try:
@@ -85,6 +88,22 @@ def cmd_run(args: argparse.Namespace) -> int:
     err.print(f"results: benchwatch results {outcome.run_id}" + (f" --config {args.config}"
                                                                 if args.config != DEFAULT_CONFIG else ""))
     return 0
+
+
+def _publisher(cfg: Config, args: argparse.Namespace) -> Any:
+    """The HTTP sink to the live server when its token is set (server.token_env), unless --no-publish."""
+    import os
+
+    from .runner.http_sink import HttpSink
+
+    url = args.server_url or cfg.server.url
+    token = os.environ.get(cfg.server.token_env)
+    if args.no_publish or not token:
+        if not args.no_publish:
+            err.print(f"[dim]live monitor: not publishing (set ${cfg.server.token_env} to publish to {url})[/]")
+        return None
+    err.print(f"live monitor: publishing events to {url}  (page: {url.rstrip('/')}/docs/benchmark_monitor.html)")
+    return HttpSink(url, token)
 
 
 def _stop_on_sigterm(runner: Any) -> None:
@@ -139,7 +158,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"runner:\n  export {env}={os.environ[env]}", flush=True)
     host = args.host or cfg.server.host
     port = cfg.server.port if args.port is None else args.port
-    serve(lambda: create_app(cfg), host, port, cfg.server.max_streams, Path(args.log_dir) / "server.out.log",
+    serve(lambda: create_app(cfg, ring_size=args.ring_size, write_timeout_s=args.write_timeout), host, port, cfg.server.max_streams, Path(args.log_dir) / "server.out.log",
           worker=args.worker)
     return 0
 
@@ -156,7 +175,11 @@ def cmd_report(args: argparse.Namespace) -> int:
         return 1
     try:
         html = render_compare(store, run_id, args.compare) if args.compare else render_report(store, run_id)
-    except (RunNotFound, ReportError) as exc:
+    except RunNotFound as exc:
+        from sqlalchemy.engine import make_url
+        err.print(f"[red]{exc} in {make_url(store.url).render_as_string(hide_password=True)}[/]", highlight=False)
+        return 1
+    except ReportError as exc:
         err.print(f"[red]{exc}[/]", highlight=False)
         return 1
     if args.output == "-":
@@ -211,6 +234,11 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--resume", metavar="RUN_ID", help="continue a stopped run, skipping tasks with a final verdict")
     r.add_argument("--events-out", metavar="FILE", help="also write every event as JSON lines to FILE")
     r.add_argument("--cooling", type=float, metavar="S", help="override runner.cooling_s")
+    r.add_argument("--server-url", metavar="URL",
+                   help="live server to publish events to (default: server.url). Events are published only when "
+                        "the token variable named by server.token_env (default BENCHWATCH_TOKEN) is set; the run "
+                        "never waits on the server (buffered, retried, results always in the store)")
+    r.add_argument("--no-publish", action="store_true", help="don't publish events even if the token is set")
 
     res = sub.add_parser("results", help="show a run's results from the store")
     with_config(res)
@@ -230,6 +258,10 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--store", metavar="URL", help="override the config's store URL")
     sv.add_argument("--log-dir", default="log", metavar="DIR", help="where server.out.log goes (default: log)")
     sv.add_argument("--heartbeat", type=float, metavar="S", help="override server.heartbeat_s")
+    sv.add_argument("--ring-size", type=int, default=4096, metavar="N",
+                    help="patches kept for Last-Event-ID resume; a client further behind is dropped (default 4096)")
+    sv.add_argument("--write-timeout", type=float, default=10.0, metavar="S",
+                    help="drop an SSE client whose socket accepts nothing for this long (default 10)")
     sv.add_argument("--worker", choices=("gevent", "gthread"), default="gevent",
                     help="gunicorn worker class (gevent; gthread only for comparisons)")
 

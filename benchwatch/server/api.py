@@ -45,6 +45,6 @@ def healthz() -> Any:
     run = hub.state["run"]
     return jsonify({"ok": True, "uptime_s": round(time.monotonic() - ctx.started, 3), "version": hub.version,
                     "streams": hub.stream_count, "max_streams": hub.max_streams,
-                    "dropped_clients": hub.dropped_clients, "duplicates": hub.duplicates,
+                    "dropped_clients": hub.dropped_clients, **hub.stream_stats(), "duplicates": hub.duplicates,
                     "run": run and {"id": run["id"], "status": run["status"]},
                     "sampler": ctx.sampler_status()})

@@ -46,7 +46,8 @@ def default_config() -> Config:
 
 def create_app(config: Config | None = None, *, store: Store | None | bool = True, token: str | None = None,
                heartbeat_s: float | None = None, ring_size: int = 4096, max_body_bytes: int = MAX_BODY_BYTES,
-               sampler: Any = None, sample_interval_s: float = 1.0, start_sampler: bool = True) -> Flask:
+               sampler: Any = None, sample_interval_s: float = 1.0, start_sampler: bool = True,
+               write_timeout_s: float = 10.0) -> Flask:
     """Build the app. `store=True` opens the config's store, a Store uses that one, None/False runs without.
     `token` defaults to the environment variable named by server.token_env. `sampler` replaces the host
     sampler (tests inject one); `start_sampler=False` runs no telemetry loop at all."""
@@ -55,7 +56,7 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
     if store is True:
         store = Store(cfg.store, cfg.base_dir)
     hub = Hub(reducer.initial_state({"warm_c": sc.thermal_warm_c, "hot_c": sc.thermal_hot_c}),
-              ring_size=ring_size, max_streams=sc.max_streams)
+              ring_size=ring_size, max_streams=sc.max_streams, write_timeout_s=write_timeout_s)
     ctx = ServerContext(hub=hub, store=store or None,
                         token=token if token is not None else os.environ.get(sc.token_env) or None,
                         token_env=sc.token_env, heartbeat_s=heartbeat_s if heartbeat_s is not None else sc.heartbeat_s)

@@ -39,10 +39,11 @@ def sse_message(kind: str, msg_id: int, data: Any) -> bytes:
 
 
 class Subscriber:
-    __slots__ = ("cursor", "sock", "dropped", "opened_at")
+    __slots__ = ("cursor", "sock", "dropped", "opened_at", "writing_since")
 
     def __init__(self, sock: Any = None):
         self.cursor = 0
+        self.writing_since = 0.0  # monotonic time the current write began; 0 when not writing
         self.sock = sock
         self.dropped = False
         self.opened_at = time.monotonic()
@@ -58,7 +59,9 @@ class Subscriber:
 
 
 class Hub:
-    def __init__(self, state: dict[str, Any] | None = None, ring_size: int = 4096, max_streams: int = 1000):
+    def __init__(self, state: dict[str, Any] | None = None, ring_size: int = 4096, max_streams: int = 1000,
+                 write_timeout_s: float = 10.0):
+        self.write_timeout_s = write_timeout_s
         self._cond = threading.Condition(threading.Lock())
         self.state = state if state is not None else reducer.initial_state()
         self.version = 0
@@ -102,18 +105,21 @@ class Hub:
             self._cond.notify_all()
 
     def _drop_laggards(self) -> None:
-        # A cursor older than the ring's oldest message cannot be served any more. Checked at most 4x/s: the
-        # scan is O(streams) and a client needs a ring's worth of events to fall behind anyway.
-        if len(self._ring) < (self._ring.maxlen or 0):
-            return
+        # Too slow: a cursor older than the ring's oldest message (it can't be served any more), or a write
+        # blocked for longer than write_timeout_s (the client stopped reading). Checked at most 4x/s; the sampler's
+        # 1 Hz fold makes sure it runs even when the runner is quiet.
         now = time.monotonic()
         if now < self._next_lag_check:
             return
         self._next_lag_check = now + 0.25
-        oldest = self._ring[0][0]
+        oldest = self._ring[0][0] if len(self._ring) == self._ring.maxlen else 0
         for sub in self._subs:
-            if not sub.dropped and sub.cursor < oldest - 1:
+            if sub.dropped:
+                continue
+            if sub.cursor < oldest - 1:
                 self._drop(sub, "fell behind the ring")
+            elif sub.writing_since and now - sub.writing_since > self.write_timeout_s:
+                self._drop(sub, f"a write blocked for over {self.write_timeout_s:g} s")
 
     def _drop(self, sub: Subscriber, why: str) -> None:
         self.dropped_clients += 1
@@ -128,6 +134,14 @@ class Hub:
     @property
     def stream_count(self) -> int:
         return len(self._subs)
+
+    def stream_stats(self) -> dict[str, Any]:
+        """For /healthz: how far behind the slowest stream is (versions) and its longest blocked write (s)."""
+        now = time.monotonic()
+        subs = list(self._subs)
+        return {"max_lag": max((self.version - s.cursor for s in subs), default=0),
+                "max_write_block_s": round(max((now - s.writing_since for s in subs if s.writing_since),
+                                               default=0.0), 3)}
 
     def open_stream(self, sock: Any = None) -> Subscriber | None:
         """Register a stream, or None when the cap is reached (the route answers 503 + Retry-After)."""
@@ -161,7 +175,9 @@ class Hub:
                     replay = b"" if last_event_id == self.version else self._since(last_event_id)
                 first = replay if replay is not None else self._snapshot_message()
                 sub.cursor = self.version
+            sub.writing_since = time.monotonic()
             yield f"retry: {RETRY_MS}\n\n".encode() + first
+            sub.writing_since = 0.0
             while True:
                 with self._cond:
                     if sub.cursor == self.version and not sub.dropped:
@@ -179,6 +195,8 @@ class Hub:
                                 self._drop(sub, "fell behind the ring")
                                 return
                         sub.cursor = self.version
-                yield chunk
+                sub.writing_since = time.monotonic()
+                yield chunk  # returns once the server has written it to the socket
+                sub.writing_since = 0.0
         finally:
             self.close_stream(sub)
