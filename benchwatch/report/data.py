@@ -192,7 +192,7 @@ class ReportData:
 def load_report(store: Store, run_id: str) -> ReportData:
     run = store.get_run(run_id)
     if run is None:
-        raise RunNotFound(f"no run {run_id!r} in {store.url}")
+        raise RunNotFound(f"no run {run_id!r}")  # no store URL: a web page must not show credentials
     rows = store.results(run_id)
     matrix = pass_matrix(run, rows)
     return ReportData(run=run, rows=rows, matrix=matrix, dists=distributions(matrix.models, rows),

@@ -152,3 +152,27 @@ def test_compare_page_offline(browser, tmp_path):
         page.screenshot(path=str(SHOTS / "compare.png"), full_page=True)
     finally:
         ctx.close()
+
+
+def test_runs_page_served_links_to_reports(browser, tmp_path):
+    from tests.integration.live_server import LiveServer
+    store, a = make_run(tmp_path)
+    live = store.create_run({"models": [{"name": "good"}], "datasets": [{"name": "arith"}]}, None)
+    srv = LiveServer(tmp_path, store=f"sqlite:///{tmp_path / 'bench.db'}")
+    ctx = browser.new_context(viewport={"width": 1280, "height": 700})
+    page = ctx.new_page()
+    outside: list[str] = []
+    page.route(lambda url: not url.startswith(srv.url), lambda route: (outside.append(route.request.url), route.abort()))
+    try:
+        page.goto(srv.url + "/runs")
+        assert page.locator("table.runs tbody tr").count() == 2
+        assert page.locator(f'tr[data-run="{live}"] a.live').get_attribute("href") == "/docs/benchmark_monitor.html"
+        assert page.locator(f'tr[data-run="{a}"] a.live').count() == 0
+        page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
+        page.click(f'a[href="/reports/{a}"]')
+        page.wait_for_selector("body[data-charts]", timeout=15000)
+        assert page.get_attribute("body", "data-charts") == "4" and canvas_ink(page, "#chart-telemetry") > 2000
+        assert outside == []
+    finally:
+        ctx.close()
+        srv.stop()
