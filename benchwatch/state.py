@@ -218,6 +218,15 @@ def _task_finished(s: dict[str, Any], e: Any) -> None:
     model_cells = s["matrix"].get(e.model)
     if model_cells is None or e.dataset not in model_cells:
         return
+    # Count a task's final verdict once: a server rebuilt from the store already holds it in plan.results when
+    # the runner's buffered task_finished arrives.
+    results = s.get("plan", {}).get("results", {})
+    per_model = results.get(e.model, {})
+    if per_model.get(e.dataset, {}).get(e.task_id) is not None:
+        return
+    if "plan" in s:
+        s["plan"] = {**s["plan"], "results": {**results, e.model: {
+            **per_model, e.dataset: {**per_model.get(e.dataset, {}), e.task_id: status}}}}
     cell = dict(model_cells[e.dataset])
     cell["done"] += 1
     cell[status] += 1
