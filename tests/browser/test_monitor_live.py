@@ -52,7 +52,7 @@ def test_a_scripted_run_fills_the_page_live(server, browser, shots):
     a1 = page.locator("#pills-tasks [data-id='a1']")
     expect(a1).to_have_class(re.compile(r"\bhalo\b"))
     assert bg(a1) == AMBER and bg(page.locator("#pills-tasks [data-id='a2']")) == GREY
-    assert a1.evaluate("e => getComputedStyle(e).animationName") == "halo"
+    assert a1.evaluate("e => getComputedStyle(e, '::after').animationName") == "halo"  # pulsing
     expect(a1).to_have_attribute("title", "a1 · running")
     # Streaming details: passed stages show their elapsed time; Status is the stage in upper case.
     expect(page.locator("[data-stage='cooling'] .stage-time")).to_have_text("0.50 s")
