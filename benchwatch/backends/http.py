@@ -155,6 +155,9 @@ def get_json(client: httpx.Client, url: str, timeout_s: float, where: str,
     """A small GET for connection checks: (status, parsed JSON or None). Raises BackendUnavailable."""
     try:
         resp = client.get(url, timeout=httpx.Timeout(timeout_s), headers=headers or {})
+    except httpx.TimeoutException:
+        raise BackendUnavailable(f"{where} did not answer {url} within {timeout_s:g} s "
+                                 "(runner.connect_timeout_s)") from None
     except httpx.HTTPError as exc:
         raise describe_transport_error(exc, where, GenParams(1, 0.0, 0, connect_timeout_s=timeout_s,
                                                              total_timeout_s=timeout_s)) from None

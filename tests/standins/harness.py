@@ -25,6 +25,7 @@ class CallbackSink(MemorySink):
 
 
 def run(tmp_path: Path, models: list[dict[str, Any]], ids: list[str], on_event=None, **runner: Any):
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = parse_config({
         "store": f"sqlite:///{tmp_path / 'bench.db'}",
         "runner": {"cooling_s": 0, "attempts": 2, "retry_backoff_s": 0, "coalesce_ms": 0, "max_tokens": 64,

@@ -1,0 +1,82 @@
+"""The `openai` backend against a real third-party server: llama-cpp-python's OpenAI-compatible server serving
+the embedded SmolLM2 model (started once for this module on a free loopback port). The same run on the embedded
+backend must agree on verdicts and, within the noise, on tokens/s. Timeouts are enforced for the embedded
+backend too, and a real stall (the server process stopped with SIGSTOP) is cut at the first-token deadline."""
+from __future__ import annotations
+
+import statistics
+
+import pytest
+
+from benchwatch import events as ev
+from benchwatch.backends.embedded import default_gguf
+from tests.standins.harness import run, states
+from tests.standins.llamacpp_server import LlamaCppServer
+
+IDS = ["arith-01", "arith-02", "arith-03", "arith-04"]
+SLOW = {"first_token_timeout_s": 30, "task_timeout_s": 60, "max_tokens": 32}
+
+
+@pytest.fixture(scope="module")
+def llama_server(tmp_path_factory):
+    server = LlamaCppServer(default_gguf(), tmp_path_factory.mktemp("llamacpp") / "server.log", n_threads=1).start()
+    server.warm_up()
+    yield server
+    server.stop()
+
+
+def test_openai_backend_agrees_with_embedded_on_verdicts_and_speed(tmp_path, llama_server):
+    models = {"embedded": {"name": "embedded", "backend": "embedded", "n_threads": 1},
+              "via-llamacpp-server": {"name": "via-llamacpp-server", "backend": "openai",
+                                      "base_url": llama_server.url, "model": "smollm2"}}
+    # Alternate the two (twice each) so the load of a shared machine drifts over both alike.
+    rows: dict[str, list[dict]] = {m: [] for m in models}
+    for rep in range(2):
+        for name, mcfg in models.items():
+            outcome, got, events = run(tmp_path / f"{name}-{rep}", [mcfg], IDS, **SLOW)
+            assert outcome.status == "finished" and all(r["final"] for r in got)
+            rows[name] += got
+            if name == "via-llamacpp-server":
+                assert [s for s, _ in states(events)] == ["connected"]
+    assert all(r["verdict"] in ("PASS", "FAIL") for rs in rows.values() for r in rs)
+    # temperature 0, same seed, same GGUF and chat template: the same verdicts (and here the same answers)
+    verdicts = {m: [(r["task_id"], r["verdict"]) for r in rs] for m, rs in rows.items()}
+    assert verdicts["embedded"] == verdicts["via-llamacpp-server"]
+    # tokens/s by the one runner definition on both sides: medians agree within the noise of a shared 2-core box
+    tps = {m: statistics.median(r["tokens_per_s"] for r in rs if r["tokens_per_s"]) for m, rs in rows.items()}
+    assert 0.6 < tps["via-llamacpp-server"] / tps["embedded"] < 1 / 0.6, tps
+    for r in rows["via-llamacpp-server"]:
+        assert r["first_token_ms"] is not None and r["ttft_ms"] >= r["first_token_ms"]
+        assert r["visible_tokens"] > 0 and r["backend_stats"].get("finish_reason") in ("stop", "length")
+
+
+def test_a_real_stall_past_the_first_token_timeout_is_cut_and_retried(tmp_path, llama_server):
+    paused = []
+
+    def stall_second_task(event):
+        if isinstance(event, ev.StageChanged) and event.stage == "thinking" and event.task_id == "arith-02" \
+                and not paused:
+            llama_server.pause()
+            paused.append(True)
+        if isinstance(event, ev.TaskFinished) and event.verdict == "ERROR":
+            llama_server.resume()
+
+    models = [{"name": "srv", "backend": "openai", "base_url": llama_server.url}]
+    try:
+        outcome, rows, _ = run(tmp_path, models, ["arith-01", "arith-02", "arith-03"], on_event=stall_second_task,
+                               **{**SLOW, "first_token_timeout_s": 4, "max_tokens": 16})
+    finally:
+        llama_server.resume()
+    assert outcome.status == "finished"
+    attempts = [(r["task_id"], r["attempt"], r["verdict"]) for r in rows]
+    assert attempts[1] == ("arith-02", 1, "ERROR") and "no token within 4 s" in rows[1]["error"], rows[1]["error"]
+    assert rows[1]["latency_ms"] < 4000 + 2000
+    assert [a[:2] for a in attempts] == [("arith-01", 1), ("arith-02", 1), ("arith-02", 2), ("arith-03", 1)]
+    assert all(v != "ERROR" for t, a, v in attempts if (t, a) != ("arith-02", 1))
+
+
+def test_embedded_backend_enforces_the_first_token_timeout(tmp_path):
+    models = [{"name": "embedded", "backend": "embedded", "n_threads": 1}]
+    outcome, rows, _ = run(tmp_path, models, ["arith-01"], first_token_timeout_s=0.001, task_timeout_s=60)
+    assert outcome.status == "finished" and outcome.counts == {"ERROR": 1}
+    assert len(rows) == 2 and "first token after" in rows[-1]["error"] and "first_token_timeout_s" in rows[-1]["error"]
