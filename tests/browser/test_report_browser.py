@@ -86,8 +86,19 @@ def test_report_draws_offline(browser, report_file, scheme):
         assert EVIL_TASK_ID in page.inner_text("#problem-list")
         page.select_option("#f-dataset", "")
         page.select_option("#f-model", "")
+        # The task-start marker's tooltip names the task, as text.
+        page.evaluate("""() => {
+            const c = echarts.getInstanceByDom(document.getElementById('chart-telemetry'));
+            const series = c.getOption().series;
+            const s = series.findIndex(x => x.name === 'task started · FAIL');
+            const i = series[s].data.findIndex(d => d && d.name && d.name.includes('pwned=3'));
+            c.dispatchAction({type: 'showTip', seriesIndex: s, dataIndex: i});
+        }""")
+        page.wait_for_function("document.getElementById('chart-telemetry').innerText.includes('window.pwned=3')")
+        assert EVIL_TASK_ID in page.inner_text("#chart-telemetry") and page.evaluate("window.pwned") is None
         SHOTS.mkdir(parents=True, exist_ok=True)
         page.screenshot(path=str(SHOTS / f"report-{scheme}.png"), full_page=True)
+        page.locator("#telemetry").screenshot(path=str(SHOTS / f"report-{scheme}-telemetry.png"))
     finally:
         ctx.close()
 

@@ -68,23 +68,27 @@
     });
   }
 
-  function boundaryLines(gridIndex) {
-    // A series with no points of its own carries the task-start lines for one grid.
-    return {
-      name: "task starts", type: "line", xAxisIndex: gridIndex, yAxisIndex: gridIndex, data: [],
-      markLine: {
-        symbol: ["none", "none"], silent: false, animation: false, label: { show: false },
-        emphasis: { label: { show: false } },
-        data: data.boundaries.map(function (b) {
-          return {
-            xAxis: b.start,
-            name: b.model + " · " + b.dataset + " · " + b.task_id + " #" + b.attempt + " " + b.verdict,
-            lineStyle: { color: VERDICT[b.verdict] || "#888", width: 1, opacity: 0.55,
-                         type: b.final ? "solid" : "dashed" }
-          };
-        })
-      }
-    };
+  var BOUNDARY_GROUPS = [["PASS", "task started · PASS"], ["FAIL", "task started · FAIL"],
+                         ["ERROR", "task started · ERROR"], ["retried", "attempt retried"]];
+
+  function boundarySeries(gridIndex, yAxisIndex) {
+    // One polyline per verdict, broken between tasks: a vertical line from the bottom of the grid to a small
+    // marker at the top (hover it for the task). Thousands of tasks stay cheap, unlike one markLine each.
+    var groups = { PASS: [], FAIL: [], ERROR: [], retried: [] };
+    data.boundaries.forEach(function (b) {
+      var g = b.final ? (groups[b.verdict] ? b.verdict : "ERROR") : "retried";
+      groups[g].push([b.start, 0],
+                     { value: [b.start, 1], symbol: "triangle", symbolRotate: 180, symbolSize: 7,
+                       name: b.model + " · " + b.dataset + " · " + b.task_id + " #" + b.attempt + " " + b.verdict },
+                     [b.start, "-"]);
+    });
+    return BOUNDARY_GROUPS.map(function (g) {
+      var color = VERDICT[g[0]] || VERDICT.ERROR;
+      return { name: g[1], type: "line", xAxisIndex: gridIndex, yAxisIndex: yAxisIndex, data: groups[g[0]],
+               symbol: "none", showSymbol: true, connectNulls: false, z: 1, itemStyle: { color: color },
+               lineStyle: { width: 1, opacity: 0.45, color: color, type: g[0] === "retried" ? "dashed" : "solid" },
+               emphasis: { disabled: true } };
+    });
   }
 
   function telemetryChart() {
@@ -105,20 +109,28 @@
       tooltip: {
         trigger: "item",
         formatter: function (p) {
-          if (p.componentType === "markLine") return "task start<br>" + esc(p.name);
+          if (p.seriesIndex >= 4) return esc(p.seriesName) + "<br>" + esc(p.name || "");
           return esc(p.seriesName) + ": <b>" + fmt(p.value[1]) + "</b><br>" +
             esc(new Date(p.value[0]).toLocaleTimeString());
         }
       },
-      legend: { top: 2, data: ["TPS", "CPU %", "GPU %", "GPU °C"] },
+      legend: { top: 2, type: "scroll",
+                data: ["TPS", "CPU %", "GPU %", "GPU °C"].concat(BOUNDARY_GROUPS.filter(function (g) {
+                  return data.boundaries.some(function (b) {
+                    return g[0] === "retried" ? !b.final : b.final && b.verdict === g[0];
+                  });
+                }).map(function (g) { return g[1]; })) },
       axisPointer: { link: [{ xAxisIndex: "all" }] },
-      grid: [{ left: 12, right: 16, top: 40, height: "26%", containLabel: true },
-             { left: 12, right: 16, top: "46%", bottom: 56, containLabel: true }],
+      // Same left/right in both grids (no containLabel) so one instant is at one x in both.
+      grid: [{ left: 46, right: 46, top: 44, height: "26%" },
+             { left: 46, right: 46, top: "46%", bottom: 64 }],
       xAxis: [timeAxis(0), timeAxis(1)],
       yAxis: [
         { type: "value", gridIndex: 0, name: "tok/s", min: 0, splitLine: { lineStyle: { opacity: 0.4 } } },
         { type: "value", gridIndex: 1, name: "%", min: 0, max: 100, splitLine: { lineStyle: { opacity: 0.4 } } },
-        { type: "value", gridIndex: 1, name: "°C", position: "right", scale: true, splitLine: { show: false } }
+        { type: "value", gridIndex: 1, name: "°C", position: "right", scale: true, splitLine: { show: false } },
+        { type: "value", gridIndex: 0, min: 0, max: 1, show: false },  // task boundaries, top grid
+        { type: "value", gridIndex: 1, min: 0, max: 1, show: false }   // task boundaries, bottom grid
       ],
       dataZoom: [{ type: "inside", xAxisIndex: [0, 1] },
                  { type: "slider", xAxisIndex: [0, 1], bottom: 8, height: 22 }],
@@ -126,10 +138,8 @@
         line("TPS", "tps", 0, 0, "#2f6fdf"),
         line("CPU %", "cpu_pct", 1, 1, "#12a4b8"),
         line("GPU %", "gpu_pct", 1, 1, "#7c5cd6"),
-        line("GPU °C", "gpu_temp_c", 1, 2, "#e8590c"),
-        boundaryLines(0),
-        boundaryLines(1)
-      ]
+        line("GPU °C", "gpu_temp_c", 1, 2, "#e8590c")
+      ].concat(boundarySeries(0, 3), boundarySeries(1, 4))
     });
   }
 
