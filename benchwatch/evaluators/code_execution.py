@@ -53,7 +53,8 @@ def build_program(task: Task, response: str) -> tuple[str, str]:
 @register("code_execution")
 class CodeExecution:
     """Options: timeout_s (wall, default 10), cpu_s (default: timeout_s), memory_mb (512), max_processes (32),
-    file_size_mb (16), output_bytes (8192 kept of stdout and of stderr), python (the child's interpreter)."""
+    file_size_mb (16), output_bytes (8192 kept of stdout and of stderr), python (the child's interpreter),
+    site_packages (false: the standard library only; true: the interpreter's installed packages too)."""
 
     def __init__(self, opts: dict[str, Any]):
         wall = float(opts.pop("timeout_s", 10.0))
@@ -61,7 +62,8 @@ class CodeExecution:
                                      memory_mb=int(opts.pop("memory_mb", 512)),
                                      processes=int(opts.pop("max_processes", 32)),
                                      file_size_mb=int(opts.pop("file_size_mb", 16)),
-                                     output_bytes=int(opts.pop("output_bytes", 8192)))
+                                     output_bytes=int(opts.pop("output_bytes", 8192)),
+                                     site_packages=bool(opts.pop("site_packages", False)))
         self.python = opts.pop("python", None)
         if opts:
             raise TypeError(f"unknown option(s) {sorted(opts)} for code_execution")

@@ -23,6 +23,7 @@ import logging
 import math
 import os
 import secrets
+import select
 import shutil
 import signal
 import subprocess
@@ -53,6 +54,7 @@ class Limits:
     file_size_mb: int = 16  # any file written, stdout and stderr included
     open_files: int = 64
     output_bytes: int = 8192  # kept of stdout and of stderr
+    site_packages: bool = False  # let the code import the interpreter's installed packages
 
 
 @dataclass(frozen=True)
@@ -161,19 +163,35 @@ def _signal_name(n: int) -> str:
         return f"signal {n}"
 
 
+def _wait_exit(proc: subprocess.Popen, timeout: float) -> bool:
+    """Wait for the child's exit without polling (a pidfd wakes us at once); False on timeout."""
+    try:
+        fd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):  # no pidfd (old kernel): Popen's own polling wait
+        try:
+            proc.wait(timeout)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        return bool(select.select([fd], [], [], timeout)[0])
+    finally:
+        os.close(fd)
+
+
 def _live_pids(uid: int) -> list[int]:
     """Processes of the sandbox uid that are not yet dead (zombies are dead, only not yet reaped)."""
     pids = []
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            status = Path(f"/proc/{name}/status").read_text()
-        except OSError:
-            continue
-        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
-        if fields.get("Uid", "").split()[:1] == [str(uid)] and not fields.get("State", "").strip().startswith("Z"):
-            pids.append(int(name))
+    with os.scandir("/proc") as entries:
+        for entry in entries:
+            try:
+                if not entry.name.isdigit() or entry.stat().st_uid != uid:  # /proc/PID belongs to its euid
+                    continue
+                state = Path(f"/proc/{entry.name}/stat").read_text().rsplit(")", 1)[1].split()[0]
+            except (OSError, IndexError):
+                continue
+            if state != "Z":
+                pids.append(int(entry.name))
     return pids
 
 
@@ -214,7 +232,8 @@ def run(program: str, test: str = "", entry_point: str | None = None, limits: Li
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "HOME": str(work), "TMPDIR": str(work),
                "LANG": "C.UTF-8", "LC_ALL": "C.UTF-8"}
         read_fd, write_fd = os.pipe()
-        child = [iso.python, "-I", "-c", HARNESS, str(write_fd)]
+        # -I: no PYTHON* variables, no user site; -S: no site-packages (the standard library only, unless asked).
+        child = [iso.python, "-I"] + ([] if limits.site_packages else ["-S"]) + ["-c", HARNESS, str(write_fd)]
         cpu = max(1, math.ceil(limits.cpu_s))
         rl = {"cpu": (cpu, cpu + 1), "as": limits.memory_mb << 20, "fsize": limits.file_size_mb << 20,
               "nproc": limits.processes, "nofile": limits.open_files, "core": 0}
@@ -227,21 +246,21 @@ def run(program: str, test: str = "", entry_point: str | None = None, limits: Li
         else:
             cmd = child
             preexec = functools.partial(_limit_self, rl, uid)
-        stdout_path, stderr_path = top / "stdout", top / "stderr"
+        stdout_path, stderr_path, job_path = top / "stdout", top / "stderr", top / "job.json"
+        job_path.write_bytes(job)  # root's file, handed over as stdin and unlinked: the child cannot reopen it
         t0 = time.monotonic()
         timed_out = False
-        with stdout_path.open("wb") as out, stderr_path.open("wb") as err:
+        with stdout_path.open("wb") as out, stderr_path.open("wb") as err, job_path.open("rb") as job_in:
+            job_path.unlink()
             try:
-                proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=out, stderr=err, cwd=work, env=env,
+                proc = subprocess.Popen(cmd, stdin=job_in, stdout=out, stderr=err, cwd=work, env=env,
                                         pass_fds=(write_fd,), start_new_session=True, preexec_fn=preexec)
             except OSError as exc:
                 raise SandboxError(f"cannot start the sandbox ({cmd[0]}): {exc}") from None
             os.close(write_fd)
             write_fd = -1
             try:
-                proc.communicate(job, timeout=limits.wall_s)
-            except subprocess.TimeoutExpired:
-                timed_out = True
+                timed_out = not _wait_exit(proc, limits.wall_s)
             finally:
                 _kill_group(proc.pid)  # whatever is left of it, whether it finished or not
                 proc.wait()

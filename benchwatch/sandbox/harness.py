@@ -1,7 +1,7 @@
 """The child side of the sandbox: runs the model's program, then the task's tests, and reports on a pipe.
 
 This file is run as `python -I -c <this source> FD` inside the sandbox (it never imports benchwatch). The job
-(program, tests, a per-run nonce) arrives on stdin. Records go to pipe FD as JSON lines carrying the nonce:
+(program, tests, a per-run nonce) arrives on stdin (an unlinked file, replaced by /dev/null once read). Records go to pipe FD as JSON lines carrying the nonce:
 "ready" before any untrusted code runs, then one "final" record. Everything the report needs (os.write, json,
 the fd, the nonce) is captured before the model's code runs, so patching sys, os, json, builtins or atexit
 from the model's code cannot change what is reported; exiting early leaves no final record (the parent then
@@ -50,8 +50,11 @@ def _failure(exc, test_lines):
 
 def main():
     write, dumps, fd = os.write, json.dumps, int(sys.argv[1])
-    job = json.loads(sys.stdin.buffer.read())
-    sys.stdin.close()
+    with os.fdopen(os.dup(0), "rb") as f:
+        job = json.loads(f.read())
+    devnull = os.open(os.devnull, os.O_RDONLY)  # fd 0 was the job file: nothing may read it again
+    os.dup2(devnull, 0)
+    os.close(devnull)
     nonce = job.pop("nonce")
 
     def report(**rec):
