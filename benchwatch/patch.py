@@ -34,14 +34,16 @@ def diff(old: Any, new: Any, path: list[Any] | None = None) -> list[Op]:
 
 
 def _dict_ops(old: dict[str, Any], new: dict[str, Any], path: list[Any]) -> list[Op]:
+    if old.keys() - new.keys():
+        # A key went away (e.g. a new task's empty `stages`): replace the dict, so the receiver doesn't keep
+        # the key with a null value and both sides hold the same state.
+        return [["set", path, new]]
     ops: list[Op] = []
     for key, value in new.items():
         if key not in old:
             ops.append(["set", path + [key], value])
         else:
             ops.extend(diff(old[key], value, path + [key]))
-    for key in old.keys() - new.keys():
-        ops.append(["set", path + [key], None])
     return ops
 
 

@@ -86,3 +86,33 @@ def test_reconnects_by_itself_after_a_server_restart(server, browser):
     expect(page.locator("#run-chip")).to_have_text("Run run-after-restart · running", timeout=10000)
     expect(page.locator("#pills-models .pill")).to_have_count(2)
     expect(page.locator("#conn-chip")).to_have_text("Live")
+
+
+def test_patch_js_is_the_twin_of_patch_py(server, browser):
+    """The page's applyOps turns the snapshot into the same state the Python reducer reaches, op for op."""
+    from benchwatch.patch import apply_ops, diff
+    from benchwatch.state import apply, initial_state
+
+    s = Script("twin")
+    events = (sr.run_start(s) + sr.first_task_streaming(s) + sr.first_task_finished(s) + sr.rest_of_first_dataset(s)
+              + sr.run_end(s))
+    state, patches = initial_state(), []
+    for e in events:
+        new = apply(state, e)
+        patches.append(json_copy(diff(state, new)))  # as on the wire (and no aliasing into the reducer's state)
+        state = new
+    # apply_ops puts the ops' values into the state it mutates: give it its own copy of the patches.
+    expected = apply_ops(json_copy(initial_state()), [op for ops in json_copy(patches) for op in ops])
+    assert expected == json_copy(state)
+    page = open_monitor(browser, server.url)
+    got = page.evaluate("""async ([start, patches]) => {
+        const { applyOps } = await import('/js/patch.js');
+        let st = start;
+        for (const ops of patches) st = applyOps(st, ops);
+        return st; }""", [json_copy(initial_state()), json_copy(patches)])
+    assert got == json_copy(state)
+
+
+def json_copy(value):
+    import json
+    return json.loads(json.dumps(value))
