@@ -258,3 +258,16 @@ def test_export_telemetry(stored):
     assert export(store, run_id, "jsonl", buf, table="telemetry") == 40
     back = [json.loads(line) for line in buf.getvalue().splitlines()]
     assert [b["cpu_pct"] for b in back] == [s["cpu_pct"] for s in store.telemetry(run_id)]
+
+
+def test_missing_echarts_says_how_to_get_it(stored, monkeypatch, tmp_path):
+    from benchwatch.report import render as render_mod
+    _, store, run_id = stored
+    monkeypatch.setattr(render_mod, "ECHARTS", tmp_path / "absent" / "echarts.min.js")
+    render_mod.echarts_source.cache_clear()
+    try:
+        with pytest.raises(render_mod.ReportError, match="run scripts/init.sh"):
+            render_report(store, run_id)
+    finally:
+        monkeypatch.undo()
+        render_mod.echarts_source.cache_clear()
