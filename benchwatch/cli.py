@@ -218,6 +218,15 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("demo")
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .runner.display import TerminalDisplay
+    from .server.demo import run_demo
+
+    return run_demo(args.host, args.port, args.store, args.exit_when_done, args.delay, args.log_dir,
+                    lambda msg: err.print(msg, highlight=False), [TerminalDisplay(err)])
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="benchwatch", description="LLM benchmark runner with a live web monitor.")
     p.add_argument("--version", action="version", version=f"benchwatch {__version__}")
@@ -282,6 +291,21 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--table", choices=("results", "telemetry"), default="results",
                     help="results: one row per task attempt (default); telemetry: the host samples")
     ex.add_argument("-o", "--output", metavar="FILE", help="default: stdout")
+
+    dm = sub.add_parser("demo", help="live monitor + the bundled benchmark on the embedded model",
+                        description="Start the live server on a loopback port (server.port, or a free one when "
+                                    "busy) with a generated ingest token, print the monitor URL "
+                                    "(/docs/benchmark_monitor.html), and run the bundled benchmark "
+                                    "(benchwatch/demo_config.yaml: SmolLM2-135M on small built-in sets) with "
+                                    "its events published there. The server keeps serving after the run "
+                                    "until Ctrl-C, unless --exit-when-done.")
+    dm.add_argument("--host", default="127.0.0.1", help="bind address (default: loopback)")
+    dm.add_argument("--port", type=int, help="port (default: server.port, a free one if busy; 0: a free one)")
+    dm.add_argument("--store", metavar="URL", help="results store (default: sqlite:///benchwatch.db here)")
+    dm.add_argument("--exit-when-done", action="store_true", help="stop the server when the run ends (scripts)")
+    dm.add_argument("--delay", type=float, default=2.0, metavar="S",
+                    help="seconds between printing the URL and starting the run (default 2)")
+    dm.add_argument("--log-dir", default="log", metavar="DIR", help="server log folder (default: log)")
 
     return p
 

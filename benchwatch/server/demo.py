@@ -1,0 +1,110 @@
+"""`benchwatch demo`: a live server plus the bundled run on the embedded model, published to it.
+
+The server is `benchwatch serve` in a child process (the same gunicorn + gevent server a user runs) on a
+loopback port with a token generated for this demo; the run happens in this process with the HTTP sink.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from importlib import resources
+from pathlib import Path
+from typing import Any, Callable
+
+from ..config import Config, load_config
+
+DEMO_CONFIG = Path(str(resources.files("benchwatch") / "demo_config.yaml"))
+MONITOR_PATH = "/docs/benchmark_monitor.html"
+
+
+def demo_config(store: str | None = None) -> Config:
+    cfg = load_config(DEMO_CONFIG)
+    cfg._path = None  # relative paths (the store) are taken from the current directory, not the package
+    if store:
+        cfg.store = store
+    if cfg.store.startswith("sqlite:///") and not cfg.store.startswith("sqlite:////"):
+        cfg.store = "sqlite:///" + str((Path.cwd() / cfg.store[len("sqlite:///"):]).resolve())
+    return cfg
+
+
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        try:
+            s.bind((host, port))
+        except OSError:
+            return False
+    return True
+
+
+class ServerProcess:
+    """`benchwatch serve` as a child process; `url` once it listens."""
+
+    def __init__(self, cfg: Config, host: str, port: int, token: str, log_dir: str):
+        env = dict(os.environ)
+        env[cfg.server.token_env] = token
+        cmd = [sys.executable, "-m", "benchwatch.cli", "serve", "--config", str(DEMO_CONFIG), "--store", cfg.store,
+               "--host", host, "--port", str(port), "--log-dir", log_dir]
+        self.proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        self.url = ""
+        out = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                break
+            out.append(line)
+            if "listening on " in line:
+                self.url = line.split("listening on ", 1)[1].strip()
+                break
+        if not self.url:
+            self.stop()
+            raise RuntimeError("the live server did not start:\n" + "".join(out[-20:]) +
+                               f"\n(see {log_dir}/server.out.log)")
+
+    def wait(self) -> None:
+        self.proc.wait()
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def run_demo(host: str, port: int | None, store: str | None, exit_when_done: bool, delay_s: float,
+             log_dir: str, say: Callable[[str], None], sinks: list[Any]) -> int:
+    from ..runner import Runner
+    from ..runner.http_sink import HttpSink
+    from ..store import Store
+
+    cfg = demo_config(store)
+    want = cfg.server.port if port is None else port
+    if want and not port_free(host, want):
+        say(f"port {want} is busy: using a free one")
+        want = 0
+    token = secrets.token_urlsafe(24)
+    server = ServerProcess(cfg, host, want, token, log_dir)
+    try:
+        say(f"live monitor: {server.url}{MONITOR_PATH}")
+        if delay_s > 0:
+            time.sleep(delay_s)  # time to open the page and see it go from waiting to live
+        sink = HttpSink(server.url, token)
+        runner = Runner(cfg, Store(cfg.store), [*sinks, sink])
+        outcome = runner.run()
+        say(f"run {outcome.run_id}: {outcome.status} {outcome.counts}")
+        if exit_when_done:
+            return 0 if outcome.status == "finished" else 1
+        say(f"the monitor keeps serving at {server.url}{MONITOR_PATH} - Ctrl-C to stop")
+        server.wait()
+        return 0
+    except KeyboardInterrupt:
+        return 130
+    finally:
+        server.stop()
