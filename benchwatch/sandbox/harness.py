@@ -7,24 +7,14 @@ the fd, the nonce) is captured before the model's code runs, so patching sys, os
 from the model's code cannot change what is reported; exiting early leaves no final record (the parent then
 says FAIL); a record without the nonce is ignored by the parent.
 """
-import ast
 import json
 import os
 import sys
-import traceback
 
 
-def _instrument(test_src):
-    """Count assertions that pass: a call to __bw_tick__() after every assert statement."""
-    tree = ast.parse(test_src, "<tests>")
-
-    class Ticker(ast.NodeTransformer):
-        def visit_Assert(self, node):
-            tick = ast.Expr(ast.Call(ast.Name("__bw_tick__", ast.Load()), [], []))
-            return [node, ast.copy_location(tick, node)]
-
-    tree = ast.fix_missing_locations(Ticker().visit(tree))
-    return compile(tree, "<tests>", "exec")
+def _describe(exc):
+    import traceback  # only on failure: a passing run does not pay for importing it
+    return "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:]
 
 
 def _failure(exc, test_lines):
@@ -38,11 +28,11 @@ def _failure(exc, test_lines):
         elif name == "<solution>":
             sol = tb.tb_lineno
         tb = tb.tb_next
-    out = {"error": "".join(traceback.format_exception_only(type(exc), exc)).strip()[-2000:],
+    out = {"error": _describe(exc),
            "exception": type(exc).__name__}
     if where is not None and 0 < where <= len(test_lines):
         out["failing_line"] = where
-        out["failing_test"] = test_lines[where - 1].strip()[:500]
+        out["failing_test"] = test_lines[where - 1].replace("; __bw_tick__()", "").strip()[:500]
     if sol is not None:
         out["solution_line"] = sol
     return out
@@ -71,12 +61,12 @@ def main():
         program = compile(job["program"], "<solution>", "exec")
     except (SyntaxError, ValueError) as exc:
         report(stage="final", status="failed", phase="compile", exception=type(exc).__name__,
-               error=("".join(traceback.format_exception_only(type(exc), exc))).strip()[-2000:])
+               error=_describe(exc))
         return
     test_src = job.get("test") or ""
     test_lines = test_src.splitlines()
     try:
-        tests = _instrument(test_src)
+        tests = compile(test_src, "<tests>", "exec")  # instrumented by the parent: __bw_tick__() after asserts
     except SyntaxError as exc:  # the dataset's tests are broken: the harness's problem, not the model's
         report(stage="final", status="harness_error", error=f"tests do not compile: {exc}")
         return
