@@ -52,6 +52,11 @@ def fill(store: Store, models: int, tasks: int, telemetry_s: int) -> str:
                          "gpu_pct": rng.uniform(40, 100), "gpu_temp_c": 60 + s / 200, "tps": rng.gauss(40, 5),
                          "fds": 30, "disk_mbps": 1.0, "unavailable": {}} for s in range(telemetry_s))
     store.set_run_status(run_id, "finished")
+    with store.engine.begin() as c:  # the synthetic run ends when its last task does
+        from sqlalchemy import update
+
+        from benchwatch.store import runs
+        c.execute(update(runs).where(runs.c.id == run_id).values(finished_at=t))
     return run_id
 
 

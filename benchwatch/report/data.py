@@ -183,10 +183,21 @@ class ReportData:
             "telemetry": self.telemetry,
             "telemetry_series": [{"key": c, "label": label, "unit": unit} for c, label, unit in TELEMETRY_SERIES],
             "boundaries": self.boundaries,
-            "run_span": [self.run["created_at"] * 1000.0,
-                         (self.run["finished_at"] or max([r["finished_at"] for r in self.rows],
-                                                         default=self.run["created_at"])) * 1000.0],
+            "run_span": self.span_ms(),
         }
+
+    def span_ms(self) -> list[float]:
+        """The time axis: the run's start to its end, widened to every stored result and sample (a run still
+        going has no end yet; a resumed run's rows can outlive its first end)."""
+        times = [self.run["created_at"] * 1000.0]
+        if self.run["finished_at"]:
+            times.append(self.run["finished_at"] * 1000.0)
+        times += [b["start"] for b in self.boundaries] + [b["end"] for b in self.boundaries]
+        series = self.telemetry["series"]
+        if self.telemetry["count"]:
+            first = next(iter(series.values()))
+            times += [first[0][0], first[-1][0]]
+        return [min(times), max(times)]
 
 
 def load_report(store: Store, run_id: str) -> ReportData:

@@ -271,3 +271,13 @@ def test_missing_echarts_says_how_to_get_it(stored, monkeypatch, tmp_path):
     finally:
         monkeypatch.undo()
         render_mod.echarts_source.cache_clear()
+
+
+def test_time_axis_covers_everything_stored(tmp_path):
+    store, run_id = make_run(tmp_path, telemetry=False,
+                             datasets=[{"name": "facts", "source": "builtin:facts", "limit": 1}])
+    run = store.get_run(run_id)
+    store.add_telemetry([{"run_id": run_id, "ts": run["created_at"] - 2, "cpu_pct": 1.0},
+                         {"run_id": run_id, "ts": run["finished_at"] + 5, "cpu_pct": 2.0}])
+    assert load_report(store, run_id).chart_data()["run_span"] == [(run["created_at"] - 2) * 1000,
+                                                                   (run["finished_at"] + 5) * 1000]

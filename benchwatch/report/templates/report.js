@@ -78,17 +78,60 @@
     data.boundaries.forEach(function (b) {
       var g = b.final ? (groups[b.verdict] ? b.verdict : "ERROR") : "retried";
       groups[g].push([b.start, 0],
-                     { value: [b.start, 1], symbol: "triangle", symbolRotate: 180, symbolSize: 7,
+                     { value: [b.start, 1], symbol: "triangle", symbolRotate: 180,
                        name: b.model + " · " + b.dataset + " · " + b.task_id + " #" + b.attempt + " " + b.verdict },
                      [b.start, "-"]);
     });
     return BOUNDARY_GROUPS.map(function (g) {
       var color = VERDICT[g[0]] || VERDICT.ERROR;
-      return { name: g[1], type: "line", xAxisIndex: gridIndex, yAxisIndex: yAxisIndex, data: groups[g[0]],
-               symbol: "none", showSymbol: true, connectNulls: false, z: 1, itemStyle: { color: color },
+      return { id: "tb-" + gridIndex + "-" + g[0], name: g[1], type: "line", xAxisIndex: gridIndex,
+               yAxisIndex: yAxisIndex, data: groups[g[0]], symbol: "none", symbolSize: 7, showSymbol: true,
+               connectNulls: false, z: 1, itemStyle: { color: color },
                lineStyle: { width: 1, opacity: 0.45, color: color, type: g[0] === "retried" ? "dashed" : "solid" },
                emphasis: { disabled: true } };
     });
+  }
+
+  function segments() {
+    // Consecutive attempts of one model on one dataset: the run's coarse structure, shaded in bands.
+    var segs = [];
+    data.boundaries.forEach(function (b) {
+      var key = b.model + " · " + b.dataset, last = segs[segs.length - 1];
+      if (last && last.key === key) last.end = Math.max(last.end, b.end);
+      else segs.push({ key: key, start: b.start, end: b.end });
+    });
+    return segs;
+  }
+
+  function segmentSeries(gridIndex, yAxisIndex, segs) {
+    return {
+      id: "seg-" + gridIndex, name: "model · dataset", type: "line", xAxisIndex: gridIndex, yAxisIndex: yAxisIndex,
+      data: [],
+      markArea: {
+        label: { show: false }, emphasis: { label: { show: false } },  // named in the tooltip instead
+        data: segs.map(function (sg, i) {
+          return [{ xAxis: sg.start, name: sg.key,
+                    itemStyle: { color: i % 2 ? "rgba(128,128,128,0.12)" : "rgba(128,128,128,0.04)" } },
+                  { xAxis: sg.end }];
+        })
+      }
+    };
+  }
+
+  function fitDensity(chart) {
+    // Thousands of task lines in view are a wall of colour: fade them (and drop the markers) until zoomed in.
+    var dz = chart.getOption().dataZoom[0], span = data.run_span;
+    var lo = span[0] + (span[1] - span[0]) * (dz.start || 0) / 100;
+    var hi = span[0] + (span[1] - span[0]) * (dz.end === undefined ? 100 : dz.end) / 100;
+    var n = data.boundaries.filter(function (b) { return b.start >= lo && b.start <= hi; }).length;
+    var opacity = n <= 150 ? 0.45 : Math.max(0.04, 0.45 * 150 / n);
+    var updates = [];
+    [0, 1].forEach(function (grid) {
+      BOUNDARY_GROUPS.forEach(function (g) {
+        updates.push({ id: "tb-" + grid + "-" + g[0], symbolSize: n <= 300 ? 7 : 0, lineStyle: { opacity: opacity } });
+      });
+    });
+    chart.setOption({ series: updates });
   }
 
   function telemetryChart() {
@@ -105,10 +148,12 @@
       return { type: "time", gridIndex: grid, min: span[0], max: span[1],
                axisLabel: { show: grid === 1, hideOverlap: true } };
     };
-    make(el, {
+    var segs = segments();
+    var chart = make(el, {
       tooltip: {
         trigger: "item",
         formatter: function (p) {
+          if (p.componentType === "markArea") return esc(p.name || "");
           if (p.seriesIndex >= 4) return esc(p.seriesName) + "<br>" + esc(p.name || "");
           return esc(p.seriesName) + ": <b>" + fmt(p.value[1]) + "</b><br>" +
             esc(new Date(p.value[0]).toLocaleTimeString());
@@ -139,8 +184,10 @@
         line("CPU %", "cpu_pct", 1, 1, "#12a4b8"),
         line("GPU %", "gpu_pct", 1, 1, "#7c5cd6"),
         line("GPU °C", "gpu_temp_c", 1, 2, "#e8590c")
-      ].concat(boundarySeries(0, 3), boundarySeries(1, 4))
+      ].concat(boundarySeries(0, 3), boundarySeries(1, 4), [segmentSeries(0, 3, segs), segmentSeries(1, 4, segs)])
     });
+    fitDensity(chart);
+    chart.on("datazoom", function () { fitDensity(chart); });
   }
 
   function draw() {
