@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from benchwatch.report import export
-from tests.conftest import PYTHON, ROOT, cli_env
+from tests.conftest import PYTHON, cli_env
 from tests.integration.live_server import LiveServer
 from tests.report_runs import MODEL_GOOD, make_run
 
