@@ -25,6 +25,9 @@ TEST = "assert solve() == 42\n"
 GOOD = "def solve():\n    return 42\n"
 NAMESPACES = sandbox.isolation().mode == "namespaces"
 needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason="this host allows no namespaces: see README, Evaluators")
+# Without root the fallback runs the code as the runner's own user: RLIMIT_NPROC would count all of that user's
+# processes, and the code could signal the test runner or read its environment. Those cases need their own uid.
+needs_own_uid = pytest.mark.skipif(os.geteuid() != 0, reason="not root: the sandbox has no uid of its own here")
 
 
 def sandbox_processes() -> list[psutil.Process]:
@@ -55,6 +58,7 @@ def shared_dir():
     shutil.rmtree(path, ignore_errors=True)
 
 
+@needs_own_uid
 def test_process_limit_holds_before_any_fork_bomb(ev):
     v = ev("import os, time\nn = 0\ntry:\n    for _ in range(200):\n        if os.fork() == 0:\n"
            "            time.sleep(10)\n            os._exit(0)\n        n += 1\nexcept OSError:\n    pass\n"
@@ -81,6 +85,7 @@ def test_memory_bomb(ev):
     assert v.verdict == "FAIL" and v.detail["limit"].startswith("memory") and v.detail["exception"] == "MemoryError"
 
 
+@needs_own_uid
 def test_fork_bomb(ev):
     v = ev("import os\nwhile True:\n    os.fork()\n")
     assert v.verdict == "FAIL" and v.detail["limit"].startswith("processes"), v.detail
@@ -130,6 +135,7 @@ def test_writing_to_the_results_database(ev, shared_dir):
         assert [r[0] for r in con.execute("SELECT id FROM runs")] == [run_id]
 
 
+@needs_own_uid
 def test_reading_a_secret_environment_variable(ev, monkeypatch):
     secret = "s3cret-" + os.urandom(8).hex()
     monkeypatch.setenv("BW_HOSTILE_SECRET", secret)
@@ -167,6 +173,7 @@ def test_exiting_before_the_tests_is_not_a_pass(ev, code, words):
     assert v.verdict == "FAIL" and words in v.detail["reason"]
 
 
+@needs_own_uid
 def test_killing_its_parent(ev):
     v = ev("import os, signal\nfor target in (os.getppid(), 1):\n    try:\n        os.kill(target, signal.SIGKILL)\n"
            "    except OSError as e:\n        print('refused', target, e.errno)\n"
@@ -177,6 +184,7 @@ def test_killing_its_parent(ev):
     assert "refused" in v.detail["stdout"]
 
 
+@needs_own_uid
 def test_a_daemon_does_not_outlive_the_evaluation(ev):
     marker = str(31000 + os.getpid() % 1000)
     v = ev("import os\nif os.fork() == 0:\n    os.setsid()\n    if os.fork() == 0:\n"
@@ -209,6 +217,7 @@ def test_monkey_patching_the_harness_to_report_success(ev):
     assert "without this run's nonce" in v.detail["ignored_records"]
 
 
+@needs_own_uid
 def test_the_run_goes_on_through_the_real_runner(tmp_path):
     """A run mixing hostile answers and a good one: it finishes, the hostile ones FAIL, the good one PASSes."""
     import json
