@@ -126,7 +126,7 @@ def isolation(python: str | None = None) -> Isolation:
             if ok:
                 iso = Isolation("namespaces", py, "network namespace (no network, loopback included)",
                                 "PID namespace, killed as a whole afterwards", "own unprivileged uid per run")
-                log.info("code sandbox: %s (python %s)", iso.summary(), py)
+                log.warning("code sandbox active: %s (python %s)", iso.summary(), py)  # said once per process
                 return iso
             notes.append(f"namespaces with {py}: {why.strip() or 'failed'}")
     elif not root:
@@ -146,7 +146,7 @@ def isolation(python: str | None = None) -> Isolation:
     iso = Isolation("rlimits", py, "sockets blocked in the child (audit hook; no network namespace)",
                     "process group killed afterwards (no PID namespace)",
                     "own unprivileged uid per run" if root else "same user as the runner", tuple(notes))
-    log.warning("code sandbox: %s; %s", iso.summary(), "; ".join(notes))
+    log.warning("code sandbox active: %s; %s", iso.summary(), "; ".join(notes))
     return iso
 
 
