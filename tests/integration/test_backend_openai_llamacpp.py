@@ -64,13 +64,14 @@ def test_a_real_stall_past_the_first_token_timeout_is_cut_and_retried(tmp_path, 
     models = [{"name": "srv", "backend": "openai", "base_url": llama_server.url}]
     try:
         outcome, rows, _ = run(tmp_path, models, ["arith-01", "arith-02", "arith-03"], on_event=stall_second_task,
-                               **{**SLOW, "first_token_timeout_s": 4, "max_tokens": 16})
+                               **{**SLOW, "first_token_timeout_s": 8, "max_tokens": 16})
     finally:
         llama_server.resume()
     assert outcome.status == "finished"
     attempts = [(r["task_id"], r["attempt"], r["verdict"]) for r in rows]
-    assert attempts[1] == ("arith-02", 1, "ERROR") and "no token within 4 s" in rows[1]["error"], rows[1]["error"]
-    assert rows[1]["latency_ms"] < 4000 + 2000
+    assert attempts[1] == ("arith-02", 1, "ERROR"), [r["error"] for r in rows]
+    assert "no token within 8 s" in rows[1]["error"], rows[1]["error"]
+    assert rows[1]["latency_ms"] < 8000 + 2000
     assert [a[:2] for a in attempts] == [("arith-01", 1), ("arith-02", 1), ("arith-02", 2), ("arith-03", 1)]
     assert all(v != "ERROR" for t, a, v in attempts if (t, a) != ("arith-02", 1))
 
