@@ -47,7 +47,7 @@ def test_two_datasets_three_tasks_each(tmp_path, write_config):
         assert all(stages[n][1] >= stages[n][0] for n in names)
         assert stages["cooling"][1] - stages["cooling"][0] >= 0.19
         assert 0 < row["ttft_ms"] < row["latency_ms"]
-        assert row["tokens_per_s"] is None or row["tokens_per_s"] > 1
+        assert row["tokens_per_s"] is None or row["tokens_per_s"] > 0
         assert row["prompt"].startswith("<|im_start|>")  # the GGUF's chat template, exactly as sent
         assert row["response"].strip()
         stats = json.loads(row["backend_stats"])
