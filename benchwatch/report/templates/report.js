@@ -63,7 +63,9 @@
       xAxis: { type: "value", name: metric.unit, nameGap: 6, splitLine: { lineStyle: { opacity: 0.4 } } },
       yAxis: { type: "category", data: models, inverse: true,
                axisLabel: { width: 140, overflow: "truncate" } },
-      series: [{ name: "tasks", type: "scatter", symbolSize: 8, itemStyle: { opacity: 0.45 }, data: points }]
+      // large: one path for all dots, so thousands of tasks draw fast
+      series: [{ name: "tasks", type: "scatter", symbolSize: 8, itemStyle: { opacity: 0.45 }, data: points,
+                 large: points.length > 1000, largeThreshold: 1000 }]
         .concat(quantileSeries)
     });
   }
@@ -71,7 +73,7 @@
   var BOUNDARY_GROUPS = [["PASS", "task started · PASS"], ["FAIL", "task started · FAIL"],
                          ["ERROR", "task started · ERROR"], ["retried", "attempt retried"]];
 
-  function boundarySeries(gridIndex, yAxisIndex) {
+  function boundarySeries(gridIndex, yAxisIndex, d) {
     // One polyline per verdict, broken between tasks: a vertical line from the bottom of the grid to a small
     // marker at the top (hover it for the task). Thousands of tasks stay cheap, unlike one markLine each.
     var groups = { PASS: [], FAIL: [], ERROR: [], retried: [] };
@@ -85,9 +87,9 @@
     return BOUNDARY_GROUPS.map(function (g) {
       var color = VERDICT[g[0]] || VERDICT.ERROR;
       return { id: "tb-" + gridIndex + "-" + g[0], name: g[1], type: "line", xAxisIndex: gridIndex,
-               yAxisIndex: yAxisIndex, data: groups[g[0]], symbol: "none", symbolSize: 7, showSymbol: true,
+               yAxisIndex: yAxisIndex, data: groups[g[0]], symbol: "none", symbolSize: d.symbolSize, showSymbol: true,
                connectNulls: false, z: 1, itemStyle: { color: color },
-               lineStyle: { width: 1, opacity: 0.45, color: color, type: g[0] === "retried" ? "dashed" : "solid" },
+               lineStyle: { width: 1, opacity: d.opacity, color: color, type: g[0] === "retried" ? "dashed" : "solid" },
                emphasis: { disabled: true } };
     });
   }
@@ -118,17 +120,20 @@
     };
   }
 
-  function fitDensity(chart) {
+  function density(startPct, endPct) {
     // Thousands of task lines in view are a wall of colour: fade them (and drop the markers) until zoomed in.
-    var dz = chart.getOption().dataZoom[0], span = data.run_span;
-    var lo = span[0] + (span[1] - span[0]) * (dz.start || 0) / 100;
-    var hi = span[0] + (span[1] - span[0]) * (dz.end === undefined ? 100 : dz.end) / 100;
-    var n = data.boundaries.filter(function (b) { return b.start >= lo && b.start <= hi; }).length;
-    var opacity = n <= 150 ? 0.45 : Math.max(0.04, 0.45 * 150 / n);
-    var updates = [];
+    var span = data.run_span;
+    var lo = span[0] + (span[1] - span[0]) * startPct / 100, hi = span[0] + (span[1] - span[0]) * endPct / 100;
+    var n = 0;
+    data.boundaries.forEach(function (b) { if (b.start >= lo && b.start <= hi) n += 1; });
+    return { symbolSize: n <= 300 ? 7 : 0, opacity: n <= 150 ? 0.45 : Math.max(0.04, 0.45 * 150 / n) };
+  }
+
+  function fitDensity(chart, startPct, endPct) {
+    var d = density(startPct, endPct), updates = [];
     [0, 1].forEach(function (grid) {
       BOUNDARY_GROUPS.forEach(function (g) {
-        updates.push({ id: "tb-" + grid + "-" + g[0], symbolSize: n <= 300 ? 7 : 0, lineStyle: { opacity: opacity } });
+        updates.push({ id: "tb-" + grid + "-" + g[0], symbolSize: d.symbolSize, lineStyle: { opacity: d.opacity } });
       });
     });
     chart.setOption({ series: updates });
@@ -142,13 +147,13 @@
     var s = tel.series;
     var line = function (name, key, grid, yAxis, color) {
       return { name: name, type: "line", data: s[key], xAxisIndex: grid, yAxisIndex: yAxis, showSymbol: false,
-               connectNulls: false, lineStyle: { width: 1.6 }, itemStyle: { color: color } };
+               connectNulls: false, sampling: "lttb", lineStyle: { width: 1.6 }, itemStyle: { color: color } };
     };
     var timeAxis = function (grid) {
       return { type: "time", gridIndex: grid, min: span[0], max: span[1],
                axisLabel: { show: grid === 1, hideOverlap: true } };
     };
-    var segs = segments();
+    var segs = segments(), dens = density(0, 100);
     var chart = make(el, {
       tooltip: {
         trigger: "item",
@@ -184,10 +189,13 @@
         line("CPU %", "cpu_pct", 1, 1, "#12a4b8"),
         line("GPU %", "gpu_pct", 1, 1, "#7c5cd6"),
         line("GPU °C", "gpu_temp_c", 1, 2, "#e8590c")
-      ].concat(boundarySeries(0, 3), boundarySeries(1, 4), [segmentSeries(0, 3, segs), segmentSeries(1, 4, segs)])
+      ].concat(boundarySeries(0, 3, dens), boundarySeries(1, 4, dens),
+               segs.length <= 200 ? [segmentSeries(0, 3, segs), segmentSeries(1, 4, segs)] : [])
     });
-    fitDensity(chart);
-    chart.on("datazoom", function () { fitDensity(chart); });
+    chart.on("datazoom", function (e) {  // the event carries the window; getOption() would copy every point
+      var z = e.batch ? e.batch[0] : e;
+      if (z.start !== undefined && z.end !== undefined) fitDensity(chart, z.start, z.end);
+    });
   }
 
   function draw() {
