@@ -1,0 +1,189 @@
+"""SSE fan-out: N concurrent SSE clients on loopback while a publisher sends token events at a fixed rate.
+
+Starts a real `benchwatch serve` (gunicorn, one worker: gevent by default, --worker gthread to compare),
+connects N raw-socket SSE clients (asyncio, in 2 client processes), and publishes token events through the
+ingest endpoint in batches of 10 (as the runner's sink does), plus a task_finished + task_started (state-
+changing) every second. Each token's text carries its publish time, so a client's receipt time gives the
+publish -> receipt latency. Prints p50 / p99 latency, server CPU (% of one core) and RSS, and checks that every
+client received every patch id without a gap (so every state-changing event).
+
+    .venv/bin/python bench/bench_sse_fanout.py [--clients 500] [--rate 200] [--seconds 20] [--worker gevent]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import multiprocessing as mp
+import os
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+ROOT = Path(__file__).resolve().parents[1]
+TOKEN = "bench-token"
+TS = re.compile(rb"T(\d+\.\d+)T")
+ID = re.compile(rb"(?:^|\n)id: (\d+)\n")
+
+
+def start_server(tmp: Path, worker: str, max_streams: int) -> tuple[subprocess.Popen, str]:
+    cfg = tmp / "config.yaml"
+    cfg.write_text(f"store: sqlite:///{tmp / 'bench.db'}\nserver: {{max_streams: {max_streams}}}\n"
+                   "models: [{name: m, backend: scripted}]\ndatasets: [{name: d, source: 'builtin:facts'}]\n")
+    env = dict(os.environ, BENCHWATCH_TOKEN=TOKEN, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "benchwatch.cli", "serve", "--config", str(cfg), "--port", "0",
+                             "--log-dir", str(tmp / "log"), "--worker", worker], env=env, cwd=tmp,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    for line in proc.stdout:  # type: ignore[union-attr]
+        if "listening on " in line:
+            threading.Thread(target=proc.stdout.read, daemon=True).start()  # type: ignore[union-attr]
+            return proc, line.split("listening on ")[1].strip()
+    raise SystemExit("server did not start")
+
+
+async def client(host: str, port: int, stop_at: float, out: dict) -> None:
+    reader, writer = await asyncio.open_connection(host, port)
+    writer.write(b"GET /api/benchmark/telemetry/stream HTTP/1.1\r\nHost: bench\r\n\r\n")
+    await writer.drain()
+    ids: list[int] = []
+    lat: list[float] = []
+    buf = b""
+    while time.time() < stop_at:
+        try:
+            chunk = await asyncio.wait_for(reader.read(1 << 16), timeout=max(stop_at - time.time(), 0.01))
+        except asyncio.TimeoutError:
+            break
+        if not chunk:
+            out["closed"] = out.get("closed", 0) + 1
+            break
+        now = time.time()
+        buf += chunk
+        cut = buf.rfind(b"\n\n")  # parse whole messages only: a read can end mid-line
+        if cut < 0:
+            continue
+        done, buf = b"\n" + buf[:cut + 2], buf[cut + 2:]
+        ids.extend(int(m) for m in ID.findall(done))
+        lat.extend(now - float(t) for t in TS.findall(done))
+    writer.close()
+    out.setdefault("ids", []).append(ids)
+    out.setdefault("lat", []).extend(lat)
+
+
+def client_process(url: str, n: int, stop_at: float, q: mp.Queue) -> None:
+    host, port = url.split("//")[1].rsplit(":", 1)
+
+    async def main() -> dict:
+        out: dict = {}
+        tasks = []
+        for _ in range(n):
+            tasks.append(asyncio.create_task(client(host, int(port), stop_at, out)))
+            await asyncio.sleep(0.002)  # don't SYN-flood the listen backlog
+        await asyncio.gather(*tasks, return_exceptions=True)
+        return out
+
+    out = asyncio.run(main())
+    q.put(out)
+
+
+def run_events(seq: int, task: int) -> list[dict]:
+    ref = {"run_id": "bench", "model": "m", "dataset": "d", "task_id": f"t{task}", "attempt": 1}
+    return [{"type": "task_started", **ref, "seq": seq, "prompt": "p"},
+            {"type": "stage", **ref, "seq": seq + 1, "stage": "streaming", "at_s": 0.0}]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--clients", type=int, default=500)
+    ap.add_argument("--rate", type=int, default=200, help="token events per second")
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--worker", choices=("gevent", "gthread"), default="gevent")
+    ap.add_argument("--procs", type=int, default=2, help="client processes")
+    args = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        proc, url = start_server(Path(d), args.worker, max(1000, args.clients + 10))
+        http = httpx.Client(base_url=url, headers={"Authorization": f"Bearer {TOKEN}"}, timeout=10)
+        tasks = 1000
+        start = [{"type": "run_started", "run_id": "bench", "seq": 1,
+                  "models": [{"name": "m", "backend": "scripted"}],
+                  "datasets": [{"name": "d", "evaluator": "exact_match", "task_ids": [f"t{i}" for i in range(tasks)]}]},
+                 {"type": "model_started", "run_id": "bench", "seq": 2, "model": "m", "backend": "scripted",
+                  "ordinal": 1, "total": 1},
+                 {"type": "dataset_started", "run_id": "bench", "seq": 3, "model": "m", "dataset": "d",
+                  "task_ids": [f"t{i}" for i in range(tasks)]}]
+        seq = 10
+        http.post("/api/benchmark/telemetry/events", json=start + run_events(seq, 0)).raise_for_status()
+        seq += 2
+        worker = psutil.Process(proc.pid).children()[0]
+        connect_s = args.clients * 0.002 / args.procs + 3
+        stop_at = time.time() + connect_s + args.seconds + 2
+        q: mp.Queue = mp.Queue()
+        procs = [mp.Process(target=client_process, args=(url, args.clients // args.procs, stop_at, q))
+                 for _ in range(args.procs)]
+        for p in procs:
+            p.start()
+        time.sleep(connect_s)
+        streams = http.get("/healthz").json()["streams"]
+        cpu0, t0 = worker.cpu_times(), time.monotonic()
+        batch, interval = 10, 10 / args.rate
+        task, sent_tokens, state_events, next_at = 0, 0, 0, time.monotonic()
+        last_task_switch = time.monotonic()
+        rss_max = 0
+        while time.monotonic() - t0 < args.seconds:
+            evs = []
+            ref = {"run_id": "bench", "model": "m", "dataset": "d", "task_id": f"t{task}", "attempt": 1}
+            for _ in range(batch):
+                seq += 1
+                evs.append({"type": "token", **ref, "seq": seq, "kind": "visible", "text": f"T{time.time():.6f}T ",
+                            "n_tokens": 1})
+            if time.monotonic() - last_task_switch >= 1.0:  # state-changing events, once a second
+                seq += 1
+                evs.append({"type": "task_finished", **ref, "seq": seq, "verdict": "PASS", "final": True})
+                task += 1
+                evs += run_events(seq + 1, task)
+                seq += 2
+                state_events += 3
+                last_task_switch = time.monotonic()
+            http.post("/api/benchmark/telemetry/events", json=evs).raise_for_status()
+            sent_tokens += batch
+            rss_max = max(rss_max, worker.memory_info().rss)
+            next_at += interval
+            time.sleep(max(next_at - time.monotonic(), 0))
+        cpu1, t1 = worker.cpu_times(), time.monotonic()
+        final_version = http.get("/healthz").json()["version"]
+        health = http.get("/healthz").json()
+        results = [q.get(timeout=120) for _ in procs]
+        for p in procs:
+            p.join(10)
+        proc.terminate()
+        proc.wait(15)
+    ids = [i for r in results for i in r.get("ids", [])]
+    lat = sorted(x for r in results for x in r.get("lat", []))
+    closed = sum(r.get("closed", 0) for r in results)
+    complete = 0
+    for seen in ids:
+        if seen and seen == list(range(seen[0], seen[0] + len(seen))) and seen[-1] >= final_version:
+            complete += 1
+    cpu = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / (t1 - t0) * 100
+    q50 = statistics.median(lat) * 1000 if lat else float("nan")
+    q99 = lat[int(0.99 * (len(lat) - 1))] * 1000 if lat else float("nan")
+    print(json.dumps({"worker": args.worker, "clients": len(ids), "streams_at_start": streams,
+                      "token_events_per_s": round(sent_tokens / (t1 - t0), 1), "state_events": state_events,
+                      "latency_ms_p50": round(q50, 2), "latency_ms_p99": round(q99, 2),
+                      "server_cpu_pct_of_one_core": round(cpu, 1), "server_rss_mb_max": round(rss_max / 1e6, 1),
+                      "clients_with_every_patch": complete, "clients_closed_by_server": closed,
+                      "dropped_clients": health["dropped_clients"]}, indent=1))
+    print(f"fan-out ({args.worker}): {len(ids)} clients, {sent_tokens / (t1 - t0):.0f} token ev/s: "
+          f"p50 {q50:.1f} ms, p99 {q99:.1f} ms (target p99 < 100 ms); server CPU {cpu:.0f}% of a core, "
+          f"RSS {rss_max / 1e6:.0f} MB; {complete}/{len(ids)} clients got every patch id without a gap")
+
+
+if __name__ == "__main__":
+    main()
