@@ -3,6 +3,7 @@ spec checked by what the DOM shows."""
 from __future__ import annotations
 
 import re
+import threading
 import time
 
 from playwright.sync_api import expect
@@ -176,6 +177,28 @@ def test_charts_toggle_and_scroll_a_60_sample_window(server, browser):
     assert [(p.get("lte"), p["color"]) for p in pieces] == [
         (20, "#2e9d4f"), (50, "#2f7fd8"), (70, "#e0b000"), (None, "#d6453d")]
     assert page.errors == []
+
+
+def test_server_status_shows_gpu_temperature_and_thermal_class(server, browser):
+    """Thresholds are the config's (70 / 85 °C by default). This machine has no GPU, so the server's own 1 Hz
+    sampler says "unavailable": samples with a temperature are posted every 100 ms meanwhile."""
+    page = open_monitor(browser, server.url)
+    s = Script("thermal")
+    for temp, cls in ((90.0, "hot"), (75.0, "warm"), (40.0, "cool")):
+        stop = threading.Event()
+
+        def feed() -> None:
+            while not stop.is_set():
+                server.post([s(ev.Telemetry, gpu_temp_c=temp, gpu_pct=50.0)])
+                time.sleep(0.1)
+        feeder = threading.Thread(target=feed, daemon=True)
+        feeder.start()
+        try:
+            expect(card(page, "card-server", "thermal")).to_have_text(cls)
+            expect(card(page, "card-server", "gpu_temp")).to_have_text(f"{temp:.0f} °C")
+        finally:
+            stop.set()
+            feeder.join(5)
 
 
 def test_phone_and_4k_widths_do_not_scroll_sideways(server, browser, shots):
