@@ -62,7 +62,10 @@ class Hub:
     def __init__(self, state: dict[str, Any] | None = None, ring_size: int = 4096, max_streams: int = 1000,
                  write_timeout_s: float = 10.0):
         self.write_timeout_s = write_timeout_s
-        self._cond = threading.Condition(threading.Lock())
+        self._cond = threading.Condition(threading.Lock())  # guards state, version, ring and the stream set
+        # Wake-up: one Event per state version, replaced on every change. Waiting on it costs a stream nothing
+        # per publish beyond its own wake-up (a Condition allocates a waiter lock per wait and per notify).
+        self._changed = threading.Event()
         self.state = state if state is not None else reducer.initial_state()
         self.version = 0
         self._ring: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=ring_size)
@@ -92,8 +95,12 @@ class Hub:
                 changed += 1
             if changed:
                 self._drop_laggards()
-                self._cond.notify_all()
+                self._wake_all()
         return changed
+
+    def _wake_all(self) -> None:
+        woken, self._changed = self._changed, threading.Event()
+        woken.set()
 
     def reset(self, state: dict[str, Any]) -> None:
         """Replace the whole state (a rebuild): every stream gets a fresh snapshot, the ring starts over."""
@@ -102,7 +109,7 @@ class Hub:
             self.version += 1
             self._ring.clear()
             self._ring.append((self.version, b""))  # marker: nothing before this version can be replayed
-            self._cond.notify_all()
+            self._wake_all()
 
     def _drop_laggards(self) -> None:
         # Too slow: a cursor older than the ring's oldest message (it can't be served any more), or a write
@@ -180,8 +187,11 @@ class Hub:
             sub.writing_since = 0.0
             while True:
                 with self._cond:
-                    if sub.cursor == self.version and not sub.dropped:
-                        self._cond.wait(heartbeat_s)
+                    idle = sub.cursor == self.version and not sub.dropped
+                    changed = self._changed  # set by the next fold, even one between here and the wait
+                if idle:
+                    changed.wait(heartbeat_s)
+                with self._cond:
                     if sub.dropped:
                         return
                     if sub.cursor == self.version:
