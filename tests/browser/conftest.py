@@ -8,12 +8,11 @@ import pytest
 
 from .harness import CHROMIUM, SCREENSHOTS, Server, launch_browser
 
-if not os.path.exists(CHROMIUM):
-    pytest.skip(f"{CHROMIUM} is absent (install Debian's chromium: scripts/init.sh)", allow_module_level=True)
-
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory):
+    if not os.path.exists(CHROMIUM):  # no browser to drive: don't start a server for nothing
+        pytest.skip(f"{CHROMIUM} is absent (install Debian's chromium: scripts/init.sh)")
     srv = Server(tmp_path_factory.mktemp("server")).start()
     yield srv
     srv.stop()
@@ -21,6 +20,8 @@ def server(tmp_path_factory: pytest.TempPathFactory):
 
 @pytest.fixture(scope="module")
 def browser():
+    if not os.path.exists(CHROMIUM):
+        pytest.skip(f"{CHROMIUM} is absent (install Debian's chromium: scripts/init.sh)")
     from playwright.sync_api import sync_playwright
     with sync_playwright() as p:
         b = launch_browser(p)
