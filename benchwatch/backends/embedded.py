@@ -6,6 +6,7 @@ exactly the text the model reads. Models are loaded once per process and path, n
 """
 from __future__ import annotations
 
+import atexit
 import codecs
 import importlib.util
 import os
@@ -22,6 +23,17 @@ DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 _loaded: dict[tuple[str, int, int], Any] = {}
 _load_lock = threading.Lock()
+
+
+@atexit.register
+def _free_models() -> None:
+    """Free loaded models while the interpreter is whole (llama.cpp's finaliser fails at interpreter teardown)."""
+    while _loaded:
+        _, llm = _loaded.popitem()
+        try:
+            llm.close()
+        except Exception:
+            pass
 
 
 def default_gguf() -> Path:
