@@ -9,15 +9,25 @@ PY=${PYTHON:-python3}
 VENV=$ROOT/.venv
 STAMP_DIR=$VENV/.benchwatch
 log() { printf '[init] %s\n' "$*" >&2; }
+# Run a noisy install step quietly; show its output only if it fails.
+quiet() {
+  local out; out=$(mktemp)
+  if ! "$@" >"$out" 2>&1; then cat "$out" >&2; rm -f "$out"; log "failed: $*"; exit 1; fi
+  rm -f "$out"
+}
 
-# 1. Debian packages: Chromium for the browser tests and screenshots (never a downloaded browser).
-if ! command -v chromium >/dev/null 2>&1; then
+# 1. Debian packages: Chromium for the browser tests and screenshots (never a downloaded browser), and npm
+#    for the monitor's front-end packages, each only when missing.
+need=()
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
+command -v npm >/dev/null 2>&1 || need+=(npm)
+if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-    log "installing Chromium from Debian's packages"
-    apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 install -y -qq chromium >/dev/null
+    log "installing ${need[*]} from Debian's packages"
+    quiet apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive quiet apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}"
   else
-    log "warning: chromium is missing and apt-get is not usable; browser tests will be skipped"
+    log "warning: missing ${need[*]} and apt-get is not usable (run as root or install them)"
   fi
 fi
 
@@ -33,9 +43,9 @@ VPY=$VENV/bin/python
 #    virtualised CPUs advertise but refuse (SIGILL). pip caches the built wheel, so a rebuild is rare.
 if ! "$VPY" -c "import llama_cpp" >/dev/null 2>&1; then
   log "building llama-cpp-python (portable; about 6 minutes on 2 cores the first time)"
-  "$VPY" -m pip install -q --upgrade pip wheel
+  quiet "$VPY" -m pip install --upgrade pip wheel
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
-    "$VPY" -m pip install -q "llama-cpp-python>=0.3"
+    quiet "$VPY" -m pip install "llama-cpp-python>=0.3"
 fi
 
 # 4. The package itself, editable, with its dev extras; redone only when pyproject.toml changes.
@@ -43,7 +53,7 @@ HASH=$(sha256sum pyproject.toml | cut -c1-16)
 if [ "$(cat "$STAMP_DIR/pyproject" 2>/dev/null)" != "$HASH" ]; then
   log "installing benchwatch (editable, dev extras)"
   CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON" \
-    "$VPY" -m pip install -q -e ".[dev]"
+    quiet "$VPY" -m pip install -e ".[dev]"
   echo "$HASH" > "$STAMP_DIR/pyproject"
 fi
 
