@@ -88,14 +88,19 @@ def _load_builtin(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]
     return parse_jsonl(path.read_text(encoding="utf-8"), f"builtin:{name}")
 
 
-def _load_jsonl_path(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:
-    path = Path(source)
+def read_source_file(source_path: str, cfg: DatasetConfig, base_dir: Path) -> tuple[Path, str]:
+    """Read a dataset file named in the config (relative to the config's folder), with a clear error."""
+    path = Path(source_path)
     if not path.is_absolute():
         path = base_dir / path
     try:
-        text = path.read_text(encoding="utf-8")
+        return path, path.read_text(encoding="utf-8")
     except OSError as exc:
         raise DatasetError(f"dataset {cfg.name!r}: cannot read {path}: {exc.strerror or exc}") from None
+
+
+def _load_jsonl_path(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:
+    path, text = read_source_file(source, cfg, base_dir)
     return parse_jsonl(text, str(path))
 
 

@@ -9,7 +9,7 @@ import json
 from pathlib import Path
 
 from ..config import DatasetConfig
-from . import DatasetError, Task, register_source
+from . import DatasetError, Task, read_source_file, register_source
 
 PROMPT = ("Read the passage and answer the question with a short phrase copied from the passage.\n\n"
           "Passage: {context}\n\nQuestion: {question}")
@@ -57,13 +57,7 @@ def parse_squad(obj: object, where: str) -> list[Task]:
 
 
 def load_squad(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:
-    path = Path(source.split(":", 1)[1])
-    if not path.is_absolute():
-        path = base_dir / path
-    try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise DatasetError(f"dataset {cfg.name!r}: cannot read {path}: {exc.strerror or exc}") from None
+    path, text = read_source_file(source.split(":", 1)[1], cfg, base_dir)
     try:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:

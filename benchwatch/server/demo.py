@@ -98,7 +98,12 @@ def run_demo(host: str, port: int | None, store: str | None, exit_when_done: boo
         sink = HttpSink(server.url, token)
         runner = Runner(cfg, Store(cfg.store), [*sinks, sink])
         outcome = runner.run()
-        say(f"run {outcome.run_id}: {outcome.status} {outcome.counts}")
+        from rich.console import Console
+
+        from ..results import summary_table
+        Console().print(summary_table(Store(cfg.store).results(outcome.run_id),
+                                      title=f"run {outcome.run_id}: {outcome.status}"))
+        say(f"report: {server.url}/reports/{outcome.run_id}   all runs: {server.url}/runs")
         if exit_when_done:
             return 0 if outcome.status == "finished" else 1
         say(f"the monitor keeps serving at {server.url}{MONITOR_PATH} - Ctrl-C to stop")
