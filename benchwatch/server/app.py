@@ -60,6 +60,7 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
     ctx = ServerContext(hub=hub, store=store or None,
                         token=token if token is not None else os.environ.get(sc.token_env) or None,
                         token_env=sc.token_env, heartbeat_s=heartbeat_s if heartbeat_s is not None else sc.heartbeat_s)
+    hub.start_heartbeat(ctx.heartbeat_s)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
     app.extensions["benchwatch"] = ctx

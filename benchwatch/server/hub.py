@@ -74,6 +74,8 @@ class Hub:
         self.dropped_clients = 0
         self.duplicates = 0
         self._next_lag_check = 0.0
+        self._chunk_cache: tuple[int, int, bytes] = (-1, -1, b"")  # (cursor, newest version, chunk)
+        self._ticker_s: float | None = None  # set by start_heartbeat
 
     # ---- folding events
     def fold(self, events: Iterable[Event]) -> int:
@@ -98,6 +100,17 @@ class Hub:
                 self._wake_all()
         return changed
 
+    def start_heartbeat(self, interval_s: float) -> None:
+        """Wake every stream each `interval_s`: an idle one then writes its `: ping`. One ticker for all streams
+        lets each stream wait without a timeout of its own (a per-wait timer costs a stream on every wake)."""
+        def tick() -> None:
+            while True:
+                time.sleep(interval_s)
+                with self._cond:
+                    self._wake_all()
+        self._ticker_s = interval_s
+        threading.Thread(target=tick, name="sse-heartbeat", daemon=True).start()
+
     def _wake_all(self) -> None:
         woken, self._changed = self._changed, threading.Event()
         woken.set()
@@ -108,6 +121,7 @@ class Hub:
             self.state = state
             self.version += 1
             self._ring.clear()
+            self._chunk_cache = (-1, -1, b"")
             self._ring.append((self.version, b""))  # marker: nothing before this version can be replayed
             self._wake_all()
 
@@ -164,11 +178,21 @@ class Hub:
             self._subs.discard(sub)
 
     def _since(self, cursor: int) -> bytes | None:
-        """Messages after `cursor` in one chunk, or None when the ring no longer holds them all."""
+        """Messages after `cursor` in one chunk, or None when the ring no longer holds them all.
+
+        Streams woken by the same fold usually share a cursor, so the chunk is built once per (cursor, version)
+        and reused; it is taken from the ring's end (a deque is slow to index from the front)."""
         if not self._ring or cursor + 1 < self._ring[0][0] or self._ring[0][1] == b"" and cursor < self._ring[0][0]:
             return None
-        start = cursor + 1 - self._ring[0][0]
-        return b"".join(msg for _, msg in itertools.islice(self._ring, max(start, 0), None))
+        newest = self._ring[-1][0]
+        cached = self._chunk_cache
+        if cached[0] == cursor and cached[1] == newest:
+            return cached[2]
+        msgs = [msg for _, msg in itertools.islice(reversed(self._ring), max(newest - cursor, 0))]
+        msgs.reverse()
+        chunk = b"".join(msgs)
+        self._chunk_cache = (cursor, newest, chunk)
+        return chunk
 
     def _snapshot_message(self) -> bytes:
         return sse_message("snapshot", self.version, {"state": self.state, "seq": self.version})
@@ -189,8 +213,9 @@ class Hub:
                 with self._cond:
                     idle = sub.cursor == self.version and not sub.dropped
                     changed = self._changed  # set by the next fold, even one between here and the wait
-                if idle:
-                    changed.wait(heartbeat_s)
+                if idle:  # with the ticker running, its wake-up is the heartbeat (at most heartbeat_s apart)
+                    changed.wait(None if self._ticker_s is not None and self._ticker_s <= heartbeat_s
+                                 else heartbeat_s)
                 with self._cond:
                     if sub.dropped:
                         return
