@@ -78,7 +78,13 @@ def test_a_real_stall_past_the_first_token_timeout_is_cut_and_retried(tmp_path, 
 
 
 def test_embedded_backend_enforces_the_first_token_timeout(tmp_path):
+    # One attempt, on a freshly loaded model: an attempt cut at its first token leaves llama.cpp's cache holding
+    # exactly this prompt with live logits, so a retry (or a model kept from an earlier test) may sample its
+    # first token at once and legitimately beat even a 1 ms deadline.
+    from benchwatch.backends import embedded
+    embedded._free_models()
     models = [{"name": "embedded", "backend": "embedded", "n_threads": 1}]
-    outcome, rows, _ = run(tmp_path, models, ["arith-01"], first_token_timeout_s=0.001, task_timeout_s=60)
+    outcome, rows, _ = run(tmp_path, models, ["arith-01"], first_token_timeout_s=0.001, task_timeout_s=60,
+                           attempts=1)
     assert outcome.status == "finished" and outcome.counts == {"ERROR": 1}
-    assert len(rows) == 2 and "first token after" in rows[-1]["error"] and "first_token_timeout_s" in rows[-1]["error"]
+    assert len(rows) == 1 and "first token after" in rows[0]["error"] and "first_token_timeout_s" in rows[0]["error"]
