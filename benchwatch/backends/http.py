@@ -8,6 +8,7 @@ socket (httpcore's trace hook hands it over at connect time); on a LAN that cost
 """
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -77,6 +78,17 @@ class Watchdog:
                 self._sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv (close() would not)
             except OSError:
                 pass
+
+
+def json_object(text: str, where: str) -> dict[str, Any]:
+    """One streamed chunk as a JSON object, or a BackendError naming the server and showing the chunk."""
+    try:
+        chunk = json.loads(text)
+    except ValueError:
+        chunk = None
+    if not isinstance(chunk, dict):
+        raise BackendError(f"malformed chunk from {where} (not a JSON object): {text[:200]!r}")
+    return chunk
 
 
 def make_client() -> httpx.Client:

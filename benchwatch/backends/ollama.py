@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from ..config import ModelConfig
 from .base import BackendError, GenParams, Item, Message, Stats, Text, render_messages
-from .http import StreamedRequest, get_json, make_client
+from .http import StreamedRequest, get_json, json_object, make_client
 
 DEFAULT_URL = "http://127.0.0.1:11434"
 SERVER_FIELDS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
@@ -79,12 +79,7 @@ class OllamaBackend:
         for line in req.lines():
             if not line.strip():
                 continue
-            try:
-                chunk = json.loads(line)
-                if not isinstance(chunk, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                raise BackendError(f"malformed chunk from {self.where} (not a JSON object): {line[:200]!r}") from None
+            chunk = json_object(line, self.where)
             if "error" in chunk:
                 raise BackendError(f"{self.where} reported an error mid-answer: {chunk['error']}")
             msg = chunk.get("message") or {}

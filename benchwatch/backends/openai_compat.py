@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from ..config import ModelConfig
 from .base import BackendError, GenParams, Item, Message, Stats, Text, render_messages
-from .http import StreamedRequest, get_json, make_client
+from .http import StreamedRequest, get_json, json_object, make_client
 
 
 class OpenAIBackend:
@@ -84,12 +84,7 @@ class OpenAIBackend:
             if data == "[DONE]":
                 finished = True  # the body ends here; reading on to its end keeps the HTTP exchange clean
                 continue
-            try:
-                chunk = json.loads(data)
-                if not isinstance(chunk, dict):
-                    raise ValueError("not an object")
-            except ValueError:
-                raise BackendError(f"malformed chunk from {self.where} (not a JSON object): {data[:200]!r}") from None
+            chunk = json_object(data, self.where)
             if chunk.get("error"):
                 err = chunk["error"]
                 raise BackendError(f"{self.where} reported an error mid-answer: "
