@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import Config, load_config
+from ..processes import stop_process
 
 DEMO_CONFIG = Path(str(resources.files("benchwatch") / "demo_config.yaml"))
 MONITOR_PATH = "/docs/benchmark_monitor.html"
@@ -69,13 +70,7 @@ class ServerProcess:
         self.proc.wait()
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def run_demo(host: str, port: int | None, store: str | None, exit_when_done: bool, delay_s: float,

@@ -15,6 +15,7 @@ from typing import Any, Iterable
 import httpx
 
 from benchwatch import events as ev
+from benchwatch.processes import stop_process
 
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = "/usr/bin/chromium"
@@ -64,13 +65,8 @@ class Server:
         raise RuntimeError("server did not start in time")
 
     def stop(self) -> None:
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+        if self.proc:
+            stop_process(self.proc)
         self.proc = None
 
     def restart(self) -> None:

@@ -22,6 +22,18 @@ def final_rows(db_path):
         db.close()
 
 
+def wait_for_final_rows(db_path, n, timeout_s=180):
+    """Until the run has stored `n` final verdicts (the database may not exist or be mid-write yet)."""
+    deadline = time.time() + timeout_s
+    while time.time() < deadline:
+        try:
+            if db_path.exists() and len(final_rows(db_path)) >= n:
+                return
+        except sqlite3.OperationalError:
+            pass
+        time.sleep(0.05)
+
+
 def test_kill_9_then_resume_gives_exactly_once_verdicts(tmp_path, write_config):
     cfg = write_config({
         "runner": {"cooling_s": 0.3, "attempts": 1, "max_tokens": 16},
@@ -32,15 +44,7 @@ def test_kill_9_then_resume_gives_exactly_once_verdicts(tmp_path, write_config):
     proc = subprocess.Popen([PYTHON, "-m", "benchwatch.cli", "run", "--config", str(cfg)], cwd=tmp_path,
                             env=cli_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        deadline = time.time() + 180
-        while time.time() < deadline:
-            if db_path.exists():
-                try:
-                    if len(final_rows(db_path)) >= 3:
-                        break
-                except sqlite3.OperationalError:
-                    pass
-            time.sleep(0.05)
+        wait_for_final_rows(db_path, 3)
         os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait(30)
@@ -68,14 +72,7 @@ def test_ctrl_c_marks_interrupted_and_prints_resume(tmp_path, write_config):
     db_path = tmp_path / "bench.db"
     proc = subprocess.Popen([PYTHON, "-m", "benchwatch.cli", "run", "--config", str(cfg)], cwd=tmp_path,
                             env=cli_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    deadline = time.time() + 180
-    while time.time() < deadline:
-        try:
-            if db_path.exists() and len(final_rows(db_path)) >= 1:
-                break
-        except sqlite3.OperationalError:
-            pass
-        time.sleep(0.05)
+    wait_for_final_rows(db_path, 1)
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err[-2000:]

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import httpx
 
+from benchwatch.processes import stop_process
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -60,11 +62,6 @@ class LlamaCppServer:
 
     def stop(self) -> None:
         if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGCONT)
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(5)
+            self.proc.send_signal(signal.SIGCONT)  # a paused server can't act on SIGTERM
+            stop_process(self.proc)
         self._log.close()
