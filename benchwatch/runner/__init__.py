@@ -5,6 +5,7 @@ Per attempt: cooling pause -> prompt sent (Thinking: generating, nothing visible
 """
 from __future__ import annotations
 
+import json
 import logging
 import os
 import platform
@@ -14,8 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import events as ev
-import json
-
 from ..backends import Backend, BackendError, BackendUnavailable, GenParams, Stats, make_backend
 from ..backends.base import render_messages
 from ..backends.thinking import ThinkSplitter

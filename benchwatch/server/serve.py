@@ -7,7 +7,6 @@ because the live run state is in this process (several workers would each see a 
 """
 from __future__ import annotations
 
-import logging
 import sys
 from pathlib import Path
 from typing import Any, Callable
