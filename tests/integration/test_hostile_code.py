@@ -8,7 +8,6 @@ import select
 import shutil
 import socket
 import sqlite3
-import stat
 import tempfile
 import time
 from pathlib import Path
