@@ -156,3 +156,20 @@ def test_snapshot_keeps_the_last_60_samples(n):
     for _ in range(n):
         loop.tick()
     assert len(hub.state["telemetry"]) == 60
+
+
+def test_tps_of_an_answer_streamed_between_two_samples_is_reported_once():
+    hub = Hub(reducer.initial_state())
+    loop = TelemetryLoop(hub, None, sampler=InjectedSampler())
+    t = dict(model="m", dataset="d", task_id="a", attempt=1)
+    hub.fold([ev.RunStarted(run_id="r1", seq=1, models=[ev.PlanModel(name="m", backend="scripted")],
+                            datasets=[ev.PlanDataset(name="d", evaluator="exact_match", task_ids=["a"])]),
+              ev.TaskStarted(run_id="r1", seq=2, prompt="p", **t),
+              ev.StageChanged(run_id="r1", seq=3, stage="cooling", at_s=0.0, **t)])
+    assert loop.tick().tps == 0.0  # cooling: nothing flows
+    hub.fold([ev.StageChanged(run_id="r1", seq=4, stage="thinking", at_s=1.0, **t),
+              ev.StageChanged(run_id="r1", seq=5, stage="streaming", at_s=1.1, **t),
+              ev.TokenDelta(run_id="r1", seq=6, kind="visible", text="42", n_tokens=12, tps=80.0, **t),
+              ev.StageChanged(run_id="r1", seq=7, stage="evaluating", at_s=1.3, **t)])
+    assert loop.tick().tps == 80.0  # the whole answer streamed since the last sample
+    assert loop.tick().tps == 0.0  # reported once, not held
