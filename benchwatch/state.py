@@ -30,6 +30,9 @@ def initial_state(thermal: dict[str, float] | None = None) -> dict[str, Any]:
         "current": None,
         "telemetry": [],
         "last_seq": {},
+        # Bumped by every finished attempt with its streaming speed: lets a 1 Hz sampler see an answer that
+        # streamed and finished between two samples.
+        "last_speed": {"n": 0, "tps": None},
     }
 
 
@@ -201,6 +204,7 @@ def _token(s: dict[str, Any], e: Any) -> None:
 
 
 def _task_finished(s: dict[str, Any], e: Any) -> None:
+    s["last_speed"] = {"n": s["last_speed"]["n"] + 1, "tps": e.tokens_per_s}
     status = _status_of(e.verdict)
     if _is_current(s, e):
         c = s["current"]

@@ -52,24 +52,21 @@ class TelemetryLoop:
                 next_at, delay = time.monotonic(), 0
             self._stop.wait(delay)
 
-    _tps_reported: tuple[str, str, str, int] | None = None  # the task whose streaming speed was last sampled
+    _speed_seen = 0  # state.last_speed.n at the previous sample
 
     def _tps(self) -> tuple[float | None, str | None]:
         s = self.hub.state
         run, cur = s["run"], s["current"]
         if run is None or run["status"] != "running":
             return None, "no run active"
-        if cur is None:
-            return 0.0, None
-        key = (cur["model"], cur["dataset"], cur["task_id"], cur["attempt"])
-        if cur.get("stage") == "streaming":
-            self._tps_reported = key
+        speed = s["last_speed"]
+        finished_since, self._speed_seen = speed["n"] != self._speed_seen, speed["n"]
+        if cur is not None and cur.get("stage") == "streaming":
             return cur.get("tps") or 0.0, None
-        if cur.get("tps") and "streaming" in cur["stages"] and self._tps_reported != key:
-            # A short answer streamed entirely between two samples: report its speed once, or a 1 Hz sampler
-            # would show a model answering in 0.2 s as never having produced a token.
-            self._tps_reported = key
-            return cur["tps"], None
+        if finished_since and speed["tps"]:
+            # An answer streamed and finished between two samples (SmolLM2 answers in ~0.2 s): report its speed
+            # once, or a 1 Hz sampler would show a model answering at 75 tok/s as producing nothing.
+            return speed["tps"], None
         return 0.0, None  # cooling, thinking or evaluating: no visible tokens flow right now
 
     def tick(self) -> ev.Telemetry:

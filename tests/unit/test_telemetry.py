@@ -162,14 +162,17 @@ def test_tps_of_an_answer_streamed_between_two_samples_is_reported_once():
     hub = Hub(reducer.initial_state())
     loop = TelemetryLoop(hub, None, sampler=InjectedSampler())
     t = dict(model="m", dataset="d", task_id="a", attempt=1)
+    nxt = dict(t, task_id="b")
     hub.fold([ev.RunStarted(run_id="r1", seq=1, models=[ev.PlanModel(name="m", backend="scripted")],
-                            datasets=[ev.PlanDataset(name="d", evaluator="exact_match", task_ids=["a"])]),
+                            datasets=[ev.PlanDataset(name="d", evaluator="exact_match", task_ids=["a", "b"])]),
               ev.TaskStarted(run_id="r1", seq=2, prompt="p", **t),
               ev.StageChanged(run_id="r1", seq=3, stage="cooling", at_s=0.0, **t)])
     assert loop.tick().tps == 0.0  # cooling: nothing flows
-    hub.fold([ev.StageChanged(run_id="r1", seq=4, stage="thinking", at_s=1.0, **t),
-              ev.StageChanged(run_id="r1", seq=5, stage="streaming", at_s=1.1, **t),
-              ev.TokenDelta(run_id="r1", seq=6, kind="visible", text="42", n_tokens=12, tps=80.0, **t),
-              ev.StageChanged(run_id="r1", seq=7, stage="evaluating", at_s=1.3, **t)])
+    # Between two samples task a streams, finishes, and task b is already cooling.
+    hub.fold([ev.StageChanged(run_id="r1", seq=4, stage="streaming", at_s=1.1, **t),
+              ev.TokenDelta(run_id="r1", seq=5, kind="visible", text="42", n_tokens=12, tps=80.0, **t),
+              ev.TaskFinished(run_id="r1", seq=6, verdict="PASS", final=True, tokens_per_s=80.0, **t),
+              ev.TaskStarted(run_id="r1", seq=7, prompt="p", **nxt),
+              ev.StageChanged(run_id="r1", seq=8, stage="cooling", at_s=0.0, **nxt)])
     assert loop.tick().tps == 80.0  # the whole answer streamed since the last sample
     assert loop.tick().tps == 0.0  # reported once, not held
