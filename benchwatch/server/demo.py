@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import signal
 import socket
 import subprocess
 import sys
@@ -73,6 +74,17 @@ class ServerProcess:
         stop_process(self.proc)
 
 
+def _interrupt_on(*signals: signal.Signals) -> None:
+    """Turn these signals into KeyboardInterrupt, so the run is marked interrupted and `finally` stops the server."""
+    def handler(_sig: int, _frame: Any) -> None:
+        raise KeyboardInterrupt
+    for sig in signals:
+        try:
+            signal.signal(sig, handler)
+        except ValueError:  # not the main thread (tests calling run_demo directly)
+            pass
+
+
 def run_demo(host: str, port: int | None, store: str | None, exit_when_done: bool, delay_s: float,
              log_dir: str, say: Callable[[str], None], sinks: list[Any]) -> int:
     from ..runner import Runner
@@ -85,6 +97,7 @@ def run_demo(host: str, port: int | None, store: str | None, exit_when_done: boo
         say(f"port {want} is busy: using a free one")
         want = 0
     token = secrets.token_urlsafe(24)
+    _interrupt_on(signal.SIGTERM, signal.SIGHUP)  # a closed terminal must not leave the server child behind
     server = ServerProcess(cfg, host, want, token, log_dir)
     try:
         say(f"live monitor: {server.url}{MONITOR_PATH}")
@@ -99,6 +112,8 @@ def run_demo(host: str, port: int | None, store: str | None, exit_when_done: boo
         Console().print(summary_table(Store(cfg.store).results(outcome.run_id),
                                       title=f"run {outcome.run_id}: {outcome.status}"))
         say(f"report: {server.url}/reports/{outcome.run_id}   all runs: {server.url}/runs")
+        if outcome.status == "interrupted":
+            return 130
         if exit_when_done:
             return 0 if outcome.status == "finished" else 1
         say(f"the monitor keeps serving at {server.url}{MONITOR_PATH} - Ctrl-C to stop")
