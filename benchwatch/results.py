@@ -32,11 +32,15 @@ def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
 def summary_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """Final verdicts per model x dataset with pass rate and median TTFT / tokens/s / latency."""
     table = Table(title=title or None, caption="TTFT, tok/s and latency (lat): medians over final attempts",
-                  box=box.SIMPLE_HEAD, pad_edge=False, padding=(0, 1, 0, 0))
+                  box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     for col, justify in (("model", "left"), ("dataset", "left"), ("n", "right"), ("pass", "right"),
                          ("fail", "right"), ("err", "right"), ("pass%", "right"), ("TTFT ms", "right"),
                          ("tok/s", "right"), ("lat ms", "right"), ("retry", "right")):
-        table.add_column(col, justify=justify, no_wrap=True)  # type: ignore[arg-type]
+        # Numbers keep their width on an 80-column terminal; long model / dataset names fold instead.
+        if justify == "left":
+            table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
+        else:
+            table.add_column(col, justify=justify, no_wrap=True, min_width=len(col))  # type: ignore[arg-type]
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for r in rows:
         groups.setdefault((r["model"], r["dataset"]), []).append(r)

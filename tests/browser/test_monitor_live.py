@@ -165,11 +165,14 @@ def test_charts_toggle_and_scroll_a_60_sample_window(server, browser):
     # The server's own sampler keeps adding samples: the window is 60 wherever it stands.
     assert page.evaluate(f"({series})('fds').length") == 60
     gpu_box = page.locator(".chart-box[data-chart='gpu_pct']")
-    # Unavailable is said, with the reason on hover, never drawn as zero. (The real sampler may report a real
+    # Unavailable is said, with the reason, never drawn as zero. (The real sampler may report a real
     # reason of its own a second later: compare with what the server says.)
     badge = gpu_box.locator(".chart-unavailable")
     expect(badge).to_be_visible()
     assert badge.get_attribute("title")
+    # The reason is also written across the chart itself (no hover on a touch screen).
+    overlay = gpu_box.evaluate("b => getComputedStyle(b, '::after').content")
+    assert overlay == f'"unavailable: {gpu_box.get_attribute("data-reason")}"' and "NVML" in overlay
     assert all(p[1] is None for p in page.evaluate(f"({series})('gpu_pct')"))
     # CPU colour bands: green < 20, blue 20-50, yellow 50-70, red > 70.
     pieces = page.evaluate("echarts.getInstanceByDom(document.querySelector(\".chart-box[data-chart='cpu_pct'] .chart\"))"

@@ -132,8 +132,9 @@ export class Charts {
     const last = samples[samples.length - 1];
     const reason = last && last.unavailable ? last.unavailable[m.key] : undefined;
     const badge = box.querySelector(".chart-unavailable");
-    // A metric the server can't read is shown as unavailable (reason on hover), never as a zero line.
+    // A metric the server can't read is shown as unavailable with its reason, never as a zero line.
     box.classList.toggle("is-unavailable", reason !== undefined);
+    box.dataset.reason = reason || "";  // the chart's overlay says why (CSS attr(), so it stays text)
     badge.hidden = reason === undefined;
     badge.title = reason || "";
     badge.textContent = reason === undefined ? "" : "unavailable";
