@@ -67,7 +67,10 @@ class Hub:
         # per publish beyond its own wake-up (a Condition allocates a waiter lock per wait and per notify).
         self._changed = threading.Event()
         self.state = state if state is not None else reducer.initial_state()
-        self.version = 0
+        # Patch ids start from this server's start time (ms x 1000), not 0: a page that reconnects with an id
+        # from a previous server (a restart while it was away) then always gets a fresh snapshot, never the
+        # new server's patches taken for its own. (Reaching the next start's base would take 1,000 patches a ms.)
+        self.version = int(time.time() * 1000) * 1000
         self._ring: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=ring_size)
         self._subs: set[Subscriber] = set()
         self.max_streams = max_streams

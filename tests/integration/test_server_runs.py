@@ -108,11 +108,21 @@ def test_server_restarted_mid_run_rebuilds_state_from_store_and_next_events(tmp_
         deadline = time.time() + 60
         while time.time() < deadline and (not runner.run_id or len(store.final_verdicts(runner.run_id)) < 4):
             time.sleep(0.05)
+        before = StreamReader(srv.url)  # a page following the old server
+        old_id = before.next().id
+        before.close()
         srv.stop(signal.SIGKILL)  # a crash: the state in memory is gone
         time.sleep(0.5)
         srv = LiveServer(tmp_path, port=port, config=cfg_path)
         reader = StreamReader(srv.url)
-        first = reader.next().data["state"]
+        first_msg = reader.next()
+        first = first_msg.data["state"]
+        # The new server's ids start past the old one's: that page, reconnecting with the old server's last id,
+        # gets a fresh snapshot, never the new server's patches taken for its own.
+        assert first_msg.kind == "snapshot" and first_msg.id > old_id
+        back = StreamReader(srv.url, last_event_id=old_id)
+        assert back.next().kind == "snapshot"
+        back.close()
         reader.until(lambda s: s["run"] is not None and s["run"]["id"] == runner.run_id
                      and s["counters"]["done"] >= 5, timeout=30)
         assert first["run"] is None or first["run"]["id"] == runner.run_id
