@@ -12,6 +12,7 @@ The reducer shares unchanged branches between states, so `is` comparisons make t
 """
 from __future__ import annotations
 
+import copy
 from typing import Any
 
 Op = list[Any]
@@ -59,22 +60,24 @@ def _list_ops(old: list[Any], new: list[Any], path: list[Any]) -> list[Op]:
 
 
 def apply_ops(state: Any, ops: list[Op]) -> Any:
-    """Apply operations in place (tests and the Python SSE client use this; the page has the JS twin)."""
+    """Apply operations in place (tests and the Python SSE client use this; the page has the JS twin). Values
+    are copied in, so the state never shares objects with the message (or with another state fed the same one)."""
     for op in ops:
         kind, path = op[0], op[1]
+        value = copy.deepcopy(op[2])
         if not path:
-            state = op[2]
+            state = value
             continue
         parent = state
         for key in path[:-1]:
             parent = parent[key]
         last = path[-1]
         if kind == "set":
-            parent[last] = op[2]
+            parent[last] = value
         elif kind == "append":
-            parent[last] = (parent[last] or "") + op[2]
+            parent[last] = (parent[last] or "") + value
         elif kind == "push":
-            items = list(parent[last] or []) + [op[2]]
+            items = list(parent[last] or []) + [value]
             parent[last] = items[-op[3]:] if op[3] else items
         else:
             raise ValueError(f"unknown op {kind!r}")

@@ -1,6 +1,7 @@
 """A small SSE client over httpx (tests, benchmarks, scripts): yields each message as it arrives."""
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import dataclass
 from typing import Any, Iterator
@@ -47,7 +48,8 @@ class LiveState:
 
     def feed(self, msg: Message) -> None:
         if msg.kind == "snapshot":
-            self.state = msg.data["state"]
+            # Patches apply in place: follow a copy, so the message (which a caller may hold) stays as received.
+            self.state = copy.deepcopy(msg.data["state"])
         elif msg.kind == "patch":
             self.state = apply_ops(self.state, msg.data["ops"])
         if msg.id is not None:
