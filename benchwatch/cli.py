@@ -12,7 +12,7 @@ from typing import Any, Callable
 from rich.console import Console
 
 from . import __version__
-from .config import Config, ConfigError, load_config, parse_config
+from .config import Config, ConfigError, ServerConfig, load_config, parse_config
 
 DEFAULT_CONFIG = "config.yaml"
 err = Console(stderr=True)
@@ -151,6 +151,24 @@ def cmd_serve(args: argparse.Namespace) -> int:
         cfg.store = args.store
     if args.heartbeat is not None:
         cfg.server.heartbeat_s = args.heartbeat
+    if args.bus:
+        try:
+            cfg.server.bus = ServerConfig._redis_url(args.bus)
+        except ValueError as exc:
+            err.print(f"[red]--bus {args.bus}: {exc}[/]", highlight=False)
+            return 2
+    if cfg.server.bus:
+        from .server.bus import check_bus
+        problem = check_bus(cfg.server.bus)
+        if problem and problem.startswith("server.bus needs"):
+            err.print(f"[red]{problem}[/]", highlight=False)
+            return 2
+        if problem:
+            err.print(f"[yellow]warning: {problem}[/]", highlight=False)
+    if args.workers < 1 or (args.workers > 1 and not cfg.server.bus):
+        err.print(f"[red]--workers {args.workers}: several workers share one live view only through an event "
+                  "bus; set server.bus (or --bus) to a Redis URL, or run one worker[/]")
+        return 2
     env = cfg.server.token_env
     if not os.environ.get(env):
         os.environ[env] = secrets.token_urlsafe(24)
@@ -158,8 +176,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
               f"runner:\n  export {env}={os.environ[env]}", flush=True)
     host = args.host or cfg.server.host
     port = cfg.server.port if args.port is None else args.port
-    serve(lambda: create_app(cfg, ring_size=args.ring_size, write_timeout_s=args.write_timeout), host, port, cfg.server.max_streams, Path(args.log_dir) / "server.out.log",
-          worker=args.worker)
+    serve(lambda: create_app(cfg, ring_size=args.ring_size, write_timeout_s=args.write_timeout), host, port,
+          cfg.server.max_streams, Path(args.log_dir) / "server.out.log", worker=args.worker, workers=args.workers)
     return 0
 
 
@@ -257,7 +275,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="serve the live monitor, event ingest and JSON API",
                         description="Serve the live monitor (/docs/benchmark_monitor.html), the SSE stream, event "
-                                    "ingest and the JSON API with gunicorn (one gevent worker). Logs to "
+                                    "ingest and the JSON API with gunicorn (one gevent worker; several "
+                                    "with --workers and a Redis event bus). Logs to "
                                     "LOG_DIR/server.out.log (rotated). The ingest token is read from the "
                                     "variable named by server.token_env (default BENCHWATCH_TOKEN); without "
                                     "one a token is generated and printed.")
@@ -273,6 +292,10 @@ def build_parser() -> argparse.ArgumentParser:
                     help="drop an SSE client whose socket accepts nothing for this long (default 10)")
     sv.add_argument("--worker", choices=("gevent", "gthread"), default="gevent",
                     help="gunicorn worker class (gevent; gthread only for comparisons)")
+    sv.add_argument("--workers", type=int, default=1, metavar="N",
+                    help="gunicorn workers (default 1); more than one needs an event bus (--bus or server.bus)")
+    sv.add_argument("--bus", metavar="URL", help="override server.bus: redis://HOST:PORT/DB, the event bus that "
+                                                 "several workers share")
 
     rp = sub.add_parser("report", help="write a run's report: one self-contained HTML file",
                         description="Write a run's report as one HTML file that opens offline: configuration, "

@@ -5,7 +5,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class _Strict(BaseModel):
@@ -21,6 +21,15 @@ class ServerConfig(_Strict):
     heartbeat_s: float = Field(default=15.0, gt=0, le=15, description="SSE heartbeat comment interval")
     thermal_warm_c: float = Field(default=70.0, description="GPU temperature at which the class turns warm")
     thermal_hot_c: float = Field(default=85.0, description="GPU temperature at which the class turns hot")
+    bus: str | None = Field(default=None, description="redis://HOST:PORT/DB: the event bus that lets several "
+                            "server workers share one live view (default: none, one worker folds in-process)")
+
+    @field_validator("bus")
+    @classmethod
+    def _redis_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("expected a Redis URL: redis://HOST:PORT/DB (or rediss://, unix://)")
+        return v or None
 
 
 class RunnerConfig(_Strict):

@@ -1,6 +1,7 @@
 """The small JSON API over the store and the live state."""
 from __future__ import annotations
 
+import os
 import time
 from typing import Any
 
@@ -47,4 +48,4 @@ def healthz() -> Any:
                     "streams": hub.stream_count, "max_streams": hub.max_streams,
                     "dropped_clients": hub.dropped_clients, **hub.stream_stats(), "duplicates": hub.duplicates,
                     "run": run and {"id": run["id"], "status": run["status"]},
-                    "sampler": ctx.sampler_status()})
+                    "sampler": ctx.sampler_status(), "bus": ctx.bus.status(), "worker_pid": os.getpid()})

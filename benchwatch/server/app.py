@@ -1,7 +1,8 @@
 """The Flask app factory: `create_app(config)`.
 
 Route groups are blueprints, all registered in `_register_blueprints` (add new ones there). The live state lives
-in this process (the Hub), so the production server runs ONE worker (gunicorn + gevent, see serve.py).
+in this process (the Hub); events reach it through the bus (bus.py): folded at once by default, or through Redis
+when several workers share one live view (`server.bus`).
 """
 from __future__ import annotations
 
@@ -17,6 +18,7 @@ from werkzeug.exceptions import HTTPException
 from .. import state as reducer
 from ..config import Config, parse_config
 from ..store import Store
+from .bus import make_bus
 from .hub import Hub
 
 log = logging.getLogger(__name__)
@@ -32,6 +34,7 @@ class ServerContext:
     token_env: str
     heartbeat_s: float
     telemetry: Any = None  # the TelemetryLoop, when sampling
+    bus: Any = None  # LocalBus or RedisBus (bus.py): where accepted events go to be folded
     started: float = field(default_factory=time.monotonic)
     unknown_runs: set[str] = field(default_factory=set)
 
@@ -60,6 +63,8 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
     ctx = ServerContext(hub=hub, store=store or None,
                         token=token if token is not None else os.environ.get(sc.token_env) or None,
                         token_env=sc.token_env, heartbeat_s=heartbeat_s if heartbeat_s is not None else sc.heartbeat_s)
+    ctx.bus = make_bus(ctx, sc.bus)
+    ctx.bus.start()
     hub.start_heartbeat(ctx.heartbeat_s)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes
@@ -72,7 +77,7 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
 
     if start_sampler:
         from .telemetry_loop import TelemetryLoop
-        ctx.telemetry = TelemetryLoop(hub, ctx.store, sampler=sampler, interval_s=sample_interval_s)
+        ctx.telemetry = TelemetryLoop(hub, ctx.store, ctx.bus, sampler=sampler, interval_s=sample_interval_s)
         ctx.telemetry.start()
     return app
 

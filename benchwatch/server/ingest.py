@@ -3,17 +3,16 @@ from __future__ import annotations
 
 import hmac
 import logging
-import threading
 from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
-from ..events import Event, EventError, parse_events
-from .rebuild import rebuilt_state
+from ..events import EventError, parse_events
+from .bus import BusUnavailable
 
 log = logging.getLogger(__name__)
 bp = Blueprint("ingest", __name__)
-_lock = threading.Lock()  # one batch at a time: a rebuild and the fold that follows it must not interleave
+RETRY_AFTER_S = 2
 
 
 def _error(status: int, message: str) -> Any:
@@ -44,29 +43,13 @@ def ingest() -> Any:
     except EventError as exc:
         log.warning("ingest rejected a batch: %s", exc)
         return _error(400, str(exc))
-    with _lock:
-        changed = fold_with_rebuild(ctx, events, resync)
+    try:
+        changed = ctx.bus.publish(events, resync)
+    except BusUnavailable as exc:
+        log.warning("ingest: %s", exc)
+        resp = jsonify({"error": str(exc)})
+        resp.status_code, resp.headers["Retry-After"] = 503, str(RETRY_AFTER_S)
+        return resp
+    if changed is None:  # on a shared bus every worker folds it from there
+        return jsonify({"accepted": len(events), "queued": True})
     return jsonify({"accepted": len(events), "changed": changed, "version": ctx.hub.version})
-
-
-def fold_with_rebuild(ctx: Any, events: list[Event], resync: bool = False) -> int:
-    """Fold events; an event of a run this server doesn't hold (it restarted mid-run) first rebuilds that run's
-    state from the store, so the runner's next events land on a correct picture."""
-    changed, pending = 0, []
-    for i, e in enumerate(events):
-        run = ctx.hub.state["run"]
-        unknown = e.type not in ("run_started", "telemetry") and (run is None or run["id"] != e.run_id)
-        if e.run_id in ctx.unknown_runs:
-            unknown = False
-        if (unknown or (resync and i == 0 and e.type != "run_started")) and ctx.store is not None:
-            changed += ctx.hub.fold(pending)
-            pending = []
-            new = rebuilt_state(ctx.store, e.run_id, ctx.hub.state)
-            if new is not None:
-                log.info("rebuilt the state of run %s from the store", e.run_id)
-                ctx.hub.reset(new)
-            else:
-                ctx.unknown_runs.add(e.run_id)
-                log.warning("events for run %s, which the store does not know: folded as they come", e.run_id)
-        pending.append(e)
-    return changed + ctx.hub.fold(pending)

@@ -1,9 +1,10 @@
-"""`benchwatch serve`: the app under gunicorn with ONE gevent worker.
+"""`benchwatch serve`: the app under gunicorn with one gevent worker (several with a Redis event bus).
 
 Why this server (measured, see README "Live server" and bench/bench_sse_fanout.py): an SSE stream is a
 long-lived response. A thread-per-connection server (Werkzeug, gunicorn gthread) needs a thread per open tab;
-gevent holds each stream as a greenlet, so hundreds of streams cost little memory and CPU on 2 cores. One worker,
-because the live run state is in this process (several workers would each see a part of the events).
+gevent holds each stream as a greenlet, so hundreds of streams cost little memory and CPU on 2 cores. One worker
+by default, because the live run state is in the process: several workers each need every event, which the
+Redis bus gives them (bus.py; `--workers N --bus redis://...`).
 """
 from __future__ import annotations
 
@@ -46,7 +47,7 @@ class _Server(BaseApplication):
 
 
 def serve(app_factory: Callable[[], Any], host: str, port: int, max_streams: int, log_file: Path,
-          worker: str = "gevent", announce: Callable[[str], None] | None = None) -> None:
+          worker: str = "gevent", announce: Callable[[str], None] | None = None, workers: int = 1) -> None:
     """Run until stopped (Ctrl-C / SIGTERM). `announce(url)` is called once listening (the real port, also
     when `port` is 0)."""
     log_file.parent.mkdir(parents=True, exist_ok=True)
@@ -58,7 +59,7 @@ def serve(app_factory: Callable[[], Any], host: str, port: int, max_streams: int
 
     options: dict[str, Any] = {
         "bind": [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"],
-        "workers": 1,
+        "workers": workers,
         "worker_class": worker,
         "worker_connections": max_streams + 100,  # streams plus room for ingest and API requests
         "threads": max_streams + 100 if worker == "gthread" else 1,

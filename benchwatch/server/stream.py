@@ -1,6 +1,7 @@
 """GET /api/benchmark/telemetry/stream: the SSE stream (snapshot, then patches; see hub.py)."""
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
@@ -29,4 +30,5 @@ def stream() -> Any:
     resp = Response(body, mimetype="text/event-stream", direct_passthrough=True)
     resp.headers["Cache-Control"] = "no-cache"
     resp.headers["X-Accel-Buffering"] = "no"
+    resp.headers["X-Benchwatch-Worker"] = str(os.getpid())  # which worker serves it (several with a Redis bus)
     return resp

@@ -1,5 +1,6 @@
-"""The 1 Hz host sampler loop: each sample becomes a Telemetry event folded through the reducer (so streams see
-it as a push on ["telemetry"]) and, while a run is active, a row in the store's telemetry table for reports."""
+"""The 1 Hz host sampler loop: each sample becomes a Telemetry event published on the bus and folded through the
+reducer (streams see it as a push on ["telemetry"]) and, while a run is active, a row in the store's telemetry
+table for reports. With several workers on a Redis bus, only the one holding the sampler lease samples."""
 from __future__ import annotations
 
 import logging
@@ -9,6 +10,7 @@ from typing import Any
 
 from .. import events as ev
 from ..store import Store
+from .bus import BusUnavailable
 from .hub import Hub
 
 log = logging.getLogger(__name__)
@@ -16,8 +18,9 @@ HOST_RUN_ID = "host"  # run_id of samples taken while no run is active (the redu
 
 
 class TelemetryLoop:
-    def __init__(self, hub: Hub, store: Store | None, sampler: Any = None, interval_s: float = 1.0):
+    def __init__(self, hub: Hub, store: Store | None, bus: Any = None, sampler: Any = None, interval_s: float = 1.0):
         self.hub, self.store, self.interval_s = hub, store, interval_s
+        self.bus = bus
         if sampler is None:
             from ..telemetry import HostSampler
             sampler = HostSampler()
@@ -69,7 +72,9 @@ class TelemetryLoop:
             return speed["tps"], None
         return 0.0, None  # cooling, thinking or evaluating: no visible tokens flow right now
 
-    def tick(self) -> ev.Telemetry:
+    def tick(self) -> ev.Telemetry | None:
+        if self.bus is not None and not self.bus.holds_sampler():
+            return None  # another worker samples this bus
         values = self.sampler.sample()
         unavailable = dict(values.pop("unavailable", {}))
         tps, why = self._tps()
@@ -80,7 +85,14 @@ class TelemetryLoop:
         self._seq += 1
         event = ev.Telemetry(run_id=active or HOST_RUN_ID, seq=self._seq, tps=tps, unavailable=unavailable,
                              **{k: values.get(k) for k in ("cpu_pct", "fds", "disk_mbps", "gpu_pct", "gpu_temp_c")})
-        self.hub.fold([event])
+        if self.bus is not None:
+            try:
+                self.bus.publish([event])
+            except BusUnavailable:  # said once by the bus's reader; the next tick tries again
+                self.errors += 1
+                return None
+        else:
+            self.hub.fold([event])
         self.samples += 1
         if active and self.store is not None:
             row = event.model_dump(mode="json", exclude={"v", "type", "seq"})

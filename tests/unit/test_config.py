@@ -26,6 +26,7 @@ def test_example_config_is_valid():
     ({**GOOD, "models": [{"name": "m", "backend": "nope"}]}, "models[0](m).backend", "Input should be"),
     ({**GOOD, "runner": {"atempts": 3}}, "runner.atempts", "unknown field"),
     ({**GOOD, "models": []}, "models", "at least 1"),
+    ({**GOOD, "server": {"bus": "localhost:6379"}}, "server.bus", "expected a Redis URL"),
     ({"datasets": GOOD["datasets"]}, "models", "Field required"),
     ({**GOOD, "datasets": [GOOD["datasets"][0], GOOD["datasets"][0]]}, "(top level)", "duplicate"),
 ])
@@ -59,3 +60,14 @@ def test_cli_missing_config_file(tmp_path):
     proc = subprocess.run([PYTHON, "-m", "benchwatch.cli", "run", "--config", str(tmp_path / "nope.yaml")],
                           capture_output=True, text=True, env=cli_env(), timeout=60)
     assert proc.returncode == 2 and "cannot read config" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_cli_serve_several_workers_need_a_bus(tmp_path):
+    res = subprocess.run([PYTHON, "-m", "benchwatch.cli", "serve", "--workers", "2", "--port", "0",
+                          "--log-dir", str(tmp_path)], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "event bus" in res.stderr and "Traceback" not in res.stderr
+    res = subprocess.run([PYTHON, "-m", "benchwatch.cli", "serve", "--bus", "http://x", "--port", "0",
+                          "--log-dir", str(tmp_path)], cwd=tmp_path, env=cli_env(), capture_output=True, text=True,
+                         timeout=60)
+    assert res.returncode == 2 and "expected a Redis URL" in res.stderr and "Traceback" not in res.stderr

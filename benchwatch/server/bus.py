@@ -1,0 +1,203 @@
+"""The event bus: how an accepted batch of events (the runner's, the sampler's) reaches the hub.
+
+LocalBus (the default): one server process folds each batch itself, at once.
+
+RedisBus (`server.bus: redis://HOST:PORT/DB`): ingest appends the batch to a Redis stream and every server worker
+reads that stream in order and folds it into its own hub through the same reducer, so several gunicorn workers
+(and runners posting to any of them) share one live view. A stream rather than pub/sub: a worker whose connection
+drops carries on from the last entry it read and misses nothing, where pub/sub would lose what was published
+meanwhile. The 1 Hz host sampler runs in one worker at a time (a lease in Redis), so samples are not doubled.
+"""
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import secrets
+import socket
+import threading
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+from ..events import Event, EventError, parse_events, to_json
+from .rebuild import rebuilt_state
+
+log = logging.getLogger(__name__)
+STREAM_KEY = "benchwatch:events"
+SAMPLER_KEY = "benchwatch:sampler"
+STREAM_MAXLEN = 100_000  # entries kept (about); a worker that falls further behind rebuilds from the store
+SAMPLER_LEASE_MS = 3000
+
+# Keep the lease if we hold it, else take it if nobody does: one atomic step.
+_LEASE_SCRIPT = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+  return redis.call('PEXPIRE', KEYS[1], ARGV[2])
+end
+if redis.call('SET', KEYS[1], ARGV[1], 'NX', 'PX', ARGV[2]) then return 1 end
+return 0
+"""
+
+
+class BusUnavailable(RuntimeError):
+    """The bus can't take the batch now (Redis unreachable): ingest answers 503 and the runner retries."""
+
+
+def fold_with_rebuild(ctx: Any, events: list[Event], resync: bool = False) -> int:
+    """Fold events; an event of a run this server doesn't hold (it restarted mid-run, or a worker joined late)
+    first rebuilds that run's state from the store, so the runner's next events land on a correct picture."""
+    changed, pending = 0, []
+    for i, e in enumerate(events):
+        run = ctx.hub.state["run"]
+        unknown = e.type not in ("run_started", "telemetry") and (run is None or run["id"] != e.run_id)
+        if e.run_id in ctx.unknown_runs:
+            unknown = False
+        if (unknown or (resync and i == 0 and e.type != "run_started")) and ctx.store is not None:
+            changed += ctx.hub.fold(pending)
+            pending = []
+            new = rebuilt_state(ctx.store, e.run_id, ctx.hub.state)
+            if new is not None:
+                log.info("rebuilt the state of run %s from the store", e.run_id)
+                ctx.hub.reset(new)
+            else:
+                ctx.unknown_runs.add(e.run_id)
+                log.warning("events for run %s, which the store does not know: folded as they come", e.run_id)
+        pending.append(e)
+    return changed + ctx.hub.fold(pending)
+
+
+class LocalBus:
+    """One process: fold at once. Returns how many events changed the state."""
+    kind = "local"
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self._lock = threading.Lock()  # one batch at a time: a rebuild and the fold after it must not interleave
+
+    def start(self) -> None:
+        pass
+
+    def publish(self, events: list[Event], resync: bool = False) -> int | None:
+        with self._lock:
+            return fold_with_rebuild(self.ctx, events, resync)
+
+    def holds_sampler(self) -> bool:
+        return True
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": self.kind}
+
+
+class RedisBus(LocalBus):
+    """Every worker appends to and reads from one Redis stream (see the module's docstring)."""
+    kind = "redis"
+
+    def __init__(self, ctx: Any, url: str, stream: str = STREAM_KEY):
+        super().__init__(ctx)
+        import redis  # the 'redis' extra: imported only when a bus is configured
+
+        self._errors = (redis.RedisError, OSError)
+        self.url = _without_password(url)
+        self.stream = stream
+        # Publishing answers an HTTP request: fail fast. Reading blocks up to 1 s per XREAD: a longer timeout.
+        self._writer = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=5)
+        self._reader = redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=10)
+        self._lease = self._writer.register_script(_LEASE_SCRIPT)
+        self.me = f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
+        self.connected = False
+        self.last_error = ""
+        self.folded = 0
+        self.last_id: str | None = None
+        self._stop = threading.Event()
+
+    def start(self) -> None:
+        threading.Thread(target=self._read_loop, name="bus-reader", daemon=True).start()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def publish(self, events: list[Event], resync: bool = False) -> int | None:
+        """Append the batch; the reader (of every worker, this one included) folds it. None: not folded yet."""
+        payload = json.dumps({"resync": resync, "events": [to_json(e) for e in events]}, separators=(",", ":"))
+        try:
+            self._writer.xadd(self.stream, {"batch": payload}, maxlen=STREAM_MAXLEN, approximate=True)
+        except self._errors as exc:
+            self.last_error = f"publish: {exc}"
+            raise BusUnavailable(f"event bus {self.url} unreachable ({exc}); the batch was not taken, "
+                                 "send it again") from exc
+        return None
+
+    def holds_sampler(self) -> bool:
+        try:
+            return bool(self._lease(keys=[SAMPLER_KEY], args=[self.me, SAMPLER_LEASE_MS]))
+        except self._errors:
+            return False
+
+    def status(self) -> dict[str, Any]:
+        return {"kind": self.kind, "url": self.url, "connected": self.connected, "last_error": self.last_error,
+                "folded_batches": self.folded, "last_id": self.last_id, "worker": self.me}
+
+    def _read_loop(self) -> None:
+        backoff = 0.2
+        while not self._stop.is_set():
+            try:
+                if self.last_id is None:
+                    # Start after the newest entry: what came before is in the store, and the first event of a
+                    # run this worker doesn't hold rebuilds it from there (fold_with_rebuild).
+                    newest = self._reader.xrevrange(self.stream, count=1)
+                    self.last_id = newest[0][0].decode() if newest else "0-0"
+                reply = self._reader.xread({self.stream: self.last_id}, count=200, block=1000)
+                if not self.connected:
+                    log.info("event bus %s: reading from %s", self.url, self.last_id)
+                self.connected, backoff = True, 0.2
+                for _, entries in reply or []:
+                    for entry_id, fields in entries:
+                        self._fold_entry(entry_id.decode(), fields)
+            except self._errors as exc:
+                if self.connected or not self.last_error.startswith("read"):
+                    log.warning("event bus %s: %s; retrying (from %s)", self.url, exc, self.last_id)
+                self.connected, self.last_error = False, f"read: {exc}"
+                self._stop.wait(backoff)
+                backoff = min(backoff * 2, 5.0)
+
+    def _fold_entry(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
+        self.last_id = entry_id
+        try:
+            body = json.loads(fields[b"batch"])
+            events = parse_events(body["events"])
+        except (KeyError, TypeError, ValueError, EventError) as exc:  # not ours, or damaged: skip just this one
+            log.warning("event bus %s: entry %s skipped: %s", self.url, entry_id, exc)
+            return
+        with self._lock:
+            fold_with_rebuild(self.ctx, events, bool(body.get("resync")))
+        self.folded += 1
+
+
+def make_bus(ctx: Any, url: str | None) -> LocalBus:
+    """`url` is server.bus, already checked by the config schema."""
+    return RedisBus(ctx, url) if url else LocalBus(ctx)
+
+
+def check_bus(url: str) -> str | None:
+    """Why the bus can't be used right now (for `serve` to say at start), or None. Runs in gunicorn's master
+    before the workers patch the standard library for gevent, so it imports nothing of redis: it finds the
+    package and tries a TCP connection."""
+    if importlib.util.find_spec("redis") is None:
+        return "server.bus needs the 'redis' package: pip install -e '.[redis]'"
+    parts = urlsplit(url)
+    if parts.scheme == "redis":
+        try:
+            socket.create_connection((parts.hostname or "localhost", parts.port or 6379), timeout=2).close()
+        except OSError as exc:
+            return (f"event bus {_without_password(url)} unreachable now ({exc}); the server keeps trying, and "
+                    "ingest answers 503 meanwhile")
+    return None
+
+
+def _without_password(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password:
+        host = parts.hostname or ""
+        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url
