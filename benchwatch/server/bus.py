@@ -168,8 +168,12 @@ class RedisBus(LocalBus):
         except (KeyError, TypeError, ValueError, EventError) as exc:  # not ours, or damaged: skip just this one
             log.warning("event bus %s: entry %s skipped: %s", self.url, entry_id, exc)
             return
-        with self._lock:
-            fold_with_rebuild(self.ctx, events, bool(body.get("resync")))
+        try:
+            with self._lock:
+                fold_with_rebuild(self.ctx, events, bool(body.get("resync")))
+        except Exception:  # e.g. the store unreachable during a rebuild: this batch only, keep reading
+            log.exception("event bus %s: entry %s not folded", self.url, entry_id)
+            return
         self.folded += 1
 
 

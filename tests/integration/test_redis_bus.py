@@ -7,12 +7,13 @@ import threading
 import time
 
 import pytest
+import redis as redis_client
 
 from benchwatch.config import load_config
 from benchwatch.runner import Runner
 from benchwatch.runner.http_sink import HttpSink
 from benchwatch.store import Store
-from tests.integration.live_server import TOKEN, LiveServer, StreamReader
+from tests.integration.live_server import TOKEN, LiveServer, StreamReader, run_events
 from tests.integration.test_server_runs import counters_from_store, scripted_config
 from tests.services import redis_server
 
@@ -100,5 +101,26 @@ def test_redis_away_mid_run_loses_nothing(tmp_path, write_config):
                         and s["counters"]["done"] == 12, timeout=30)
                 assert {k: r.live.state["counters"][k] for k in expected} == expected
                 r.close()
+        finally:
+            srv.stop()
+
+
+def test_a_damaged_stream_entry_is_skipped_and_named(tmp_path):
+    """Something else wrote to the stream: that entry is logged with its id and skipped, the rest folds."""
+    with redis_server(tmp_path) as redis:
+        srv = LiveServer(tmp_path, "--bus", redis.url)
+        try:
+            time.sleep(0.5)  # the worker's reader has taken its starting point
+            r = redis_client.Redis.from_url(redis.url)
+            bad_id = r.xadd("benchwatch:events", {"batch": "{not json"}).decode()
+            r.xadd("benchwatch:events", {"batch": '{"events": [{"type": "nope"}]}'})
+            assert srv.post(run_events("after-damage", n_tasks=2)).json()["queued"] is True
+            deadline = time.time() + 10
+            while time.time() < deadline and (srv.state()["state"]["run"] or {}).get("status") != "finished":
+                time.sleep(0.1)
+            state = srv.state()["state"]
+            assert state["run"]["id"] == "after-damage" and state["counters"]["done"] == 2
+            log = (tmp_path / "log" / "server.out.log").read_text()
+            assert f"entry {bad_id} skipped" in log and "event[0]" in log
         finally:
             srv.stop()
