@@ -18,24 +18,27 @@ quiet() {
 
 # 1. Debian packages: Chromium for the browser tests and screenshots (never a downloaded browser), and npm
 #    for the monitor's front-end packages, each only when missing. `--for-tests` (scripts/test.sh) adds the
-#    servers the scale-out tests start on loopback: PostgreSQL and Redis (their packages' own services are
-#    not used: no main cluster is created, and the tests start their own throw-away servers).
+#    servers the scale-out tests start on loopback: PostgreSQL and Redis. The tests start their own throw-away
+#    servers, so the packages' services are kept from starting while they install (policy-rc.d says no).
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v npm >/dev/null 2>&1 || need+=(npm)
 if [ "${1:-}" = "--for-tests" ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
-  if [[ " ${need[*]} " == *" postgresql "* ]] && [ "$(id -u)" = 0 ]; then
-    mkdir -p /etc/postgresql-common/createcluster.d
-    echo "create_main_cluster = false" > /etc/postgresql-common/createcluster.d/benchwatch.conf
-  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     log "installing ${need[*]} from Debian's packages"
     quiet apt-get update -qq
+    policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      policy=/usr/sbin/policy-rc.d
+      printf '#!/bin/sh\nexit 101\n' > "$policy" && chmod +x "$policy"
+      trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+    fi
     DEBIAN_FRONTEND=noninteractive quiet apt-get -o DPkg::Lock::Timeout=600 install -y -qq "${need[@]}"
+    [ -n "$policy" ] && rm -f "$policy" && trap - EXIT
   else
     log "warning: missing ${need[*]} and apt-get is not usable (run as root or install them)"
   fi
