@@ -13,6 +13,7 @@ from typing import Any, Iterable
 from sqlalchemy import (JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine,
                         event, func, insert, select, update)
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError
 
 metadata = MetaData()
 
@@ -87,7 +88,12 @@ class Store:
         self.engine: Engine = create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        metadata.create_all(self.engine)
+        try:
+            metadata.create_all(self.engine)
+        except DBAPIError:
+            # Another opener (a second server worker, a runner) created the tables between our existence check
+            # and our CREATE. Check again: now they exist. A real failure raises again here.
+            metadata.create_all(self.engine)
 
     # ---- runs
     def create_run(self, config: dict[str, Any], config_path: str | None, host: dict[str, Any] | None = None,
