@@ -18,7 +18,9 @@ import secrets
 import socket
 import threading
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
+
+from sqlalchemy.engine import make_url
 
 from ..events import Event, EventError, parse_events, to_json
 from .rebuild import rebuilt_state
@@ -199,9 +201,4 @@ def check_bus(url: str) -> str | None:
 
 
 def _without_password(url: str) -> str:
-    parts = urlsplit(url)
-    if parts.password:
-        host = parts.hostname or ""
-        netloc = f"{parts.username or ''}:***@{host}" + (f":{parts.port}" if parts.port else "")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    return make_url(url).render_as_string(hide_password=True)

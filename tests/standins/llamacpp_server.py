@@ -3,7 +3,6 @@ third-party server) on a free loopback port, serving a GGUF (the embedded SmolLM
 from __future__ import annotations
 
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,12 +11,7 @@ from pathlib import Path
 import httpx
 
 from benchwatch.processes import stop_process
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.services import free_port
 
 
 class LlamaCppServer:
