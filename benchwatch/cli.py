@@ -160,11 +160,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
     if cfg.server.bus:
         from .server.bus import check_bus
         problem = check_bus(cfg.server.bus)
-        if problem and problem.startswith("server.bus needs"):
-            err.print(f"[red]{problem}[/]", highlight=False)
+        if problem and problem[0]:
+            err.print(f"[red]{problem[1]}[/]", highlight=False)
             return 2
         if problem:
-            err.print(f"[yellow]warning: {problem}[/]", highlight=False)
+            err.print(f"[yellow]warning: {problem[1]}[/]", highlight=False)
     if args.workers < 1 or (args.workers > 1 and not cfg.server.bus):
         err.print(f"[red]--workers {args.workers}: several workers share one live view only through an event "
                   "bus; set server.bus (or --bus) to a Redis URL, or run one worker[/]")

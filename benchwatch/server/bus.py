@@ -17,6 +17,7 @@ import os
 import secrets
 import socket
 import threading
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -28,7 +29,7 @@ from .rebuild import rebuilt_state
 log = logging.getLogger(__name__)
 STREAM_KEY = "benchwatch:events"
 SAMPLER_KEY = "benchwatch:sampler"
-STREAM_MAXLEN = 100_000  # entries kept (about); a worker that falls further behind rebuilds from the store
+STREAM_MAXLEN = 100_000  # entries kept (about): over an hour of batches at the runner's pace
 SAMPLER_LEASE_MS = 3000
 
 # Keep the lease if we hold it, else take it if nobody does: one atomic step.
@@ -110,13 +111,9 @@ class RedisBus(LocalBus):
         self.last_error = ""
         self.folded = 0
         self.last_id: str | None = None
-        self._stop = threading.Event()
 
     def start(self) -> None:
         threading.Thread(target=self._read_loop, name="bus-reader", daemon=True).start()
-
-    def stop(self) -> None:
-        self._stop.set()
 
     def publish(self, events: list[Event], resync: bool = False) -> int | None:
         """Append the batch; the reader (of every worker, this one included) folds it. None: not folded yet."""
@@ -141,7 +138,7 @@ class RedisBus(LocalBus):
 
     def _read_loop(self) -> None:
         backoff = 0.2
-        while not self._stop.is_set():
+        while True:
             try:
                 if self.last_id is None:
                     # Start after the newest entry: what came before is in the store, and the first event of a
@@ -159,7 +156,7 @@ class RedisBus(LocalBus):
                 if self.connected or not self.last_error.startswith("read"):
                     log.warning("event bus %s: %s; retrying (from %s)", self.url, exc, self.last_id)
                 self.connected, self.last_error = False, f"read: {exc}"
-                self._stop.wait(backoff)
+                time.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 
     def _fold_entry(self, entry_id: str, fields: dict[bytes, bytes]) -> None:
@@ -184,19 +181,19 @@ def make_bus(ctx: Any, url: str | None) -> LocalBus:
     return RedisBus(ctx, url) if url else LocalBus(ctx)
 
 
-def check_bus(url: str) -> str | None:
-    """Why the bus can't be used right now (for `serve` to say at start), or None. Runs in gunicorn's master
-    before the workers patch the standard library for gevent, so it imports nothing of redis: it finds the
-    package and tries a TCP connection."""
+def check_bus(url: str) -> tuple[bool, str] | None:
+    """(fatal, why) when the bus can't be used right now, for `serve` to say at start; None when it can. Runs in
+    gunicorn's master before the workers patch the standard library for gevent, so it imports nothing of redis:
+    it finds the package and tries a TCP connection."""
     if importlib.util.find_spec("redis") is None:
-        return "server.bus needs the 'redis' package: pip install -e '.[redis]'"
+        return True, "server.bus needs the 'redis' package: pip install -e '.[redis]'"
     parts = urlsplit(url)
     if parts.scheme == "redis":
         try:
             socket.create_connection((parts.hostname or "localhost", parts.port or 6379), timeout=2).close()
         except OSError as exc:
-            return (f"event bus {_without_password(url)} unreachable now ({exc}); the server keeps trying, and "
-                    "ingest answers 503 meanwhile")
+            return False, (f"event bus {_without_password(url)} unreachable now ({exc}); the server keeps trying, "
+                           "and ingest answers 503 meanwhile")
     return None
 
 
