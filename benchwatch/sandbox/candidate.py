@@ -2,8 +2,8 @@
 
 Run as `python -I -S -c <codec.py + this file> REQUEST_FD REPLY_FD` inside bubblewrap (it never imports
 benchwatch). It holds nothing the verdict depends on: it receives the program, runs it, then answers
-{"op": "get", "name"} with what the name is and {"op": "call", "name", "args", "kwargs"} with the encoded
-return value or the exception raised. Whatever the program does to this interpreter can only change these
+{"op": "get", "name"} with what the name is and {"op": "call", "name", "args", "kwargs"} with the return value
+(plain data, codec.py) or the exception raised. Whatever the program does to this interpreter can only change these
 answers, which the trusted side decodes strictly and judges itself.
 """
 import sys
@@ -86,16 +86,14 @@ def serve(rfd, wfd):
             kind = _kind(target)
             if kind == "value":
                 try:
-                    reply(wfd, {"kind": kind, "value": encode(target)})
+                    reply(wfd, {"kind": kind, "value": target})
                 except NotPlain as exc:
                     reply(wfd, {"kind": "other", "message": str(exc)})
             else:
                 reply(wfd, {"kind": kind})
             continue
         try:
-            args = [decode(a) for a in req["args"]]
-            kwargs = {k: decode(v) for k, v in req["kwargs"].items()}
-            result = target(*args, **kwargs)
+            result = target(*req["args"], **req["kwargs"])
         except BaseException as exc:  # noqa: B902 - raised by the model's code: the trusted side judges it
             if os.getpid() != me:
                 os._exit(0)
@@ -104,7 +102,7 @@ def serve(rfd, wfd):
         if os.getpid() != me:
             os._exit(0)
         try:
-            reply(wfd, {"value": encode(result)})
+            reply(wfd, {"value": result})
         except NotPlain as exc:
             reply(wfd, {"not_plain": str(exc)})
 

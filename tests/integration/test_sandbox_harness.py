@@ -1,5 +1,7 @@
-"""The sandbox's harness: assertions counted without moving line numbers, failures named by their test line,
-forks of the harness cannot outvote a failure, broken tests are the harness's error."""
+"""The sandbox's two sides: assertions counted (on the trusted side) without moving line numbers, failures named
+by their test line, a forked copy of the candidate cannot add a verdict, broken tests are the harness's error,
+tests that need objects across the boundary are an ERROR unless the task opts into the (forgeable)
+same-process mode, and HumanEval-style helpers from the prompt are defined where the tests run."""
 from __future__ import annotations
 
 import pytest
@@ -35,8 +37,10 @@ def test_assertions_counted_and_the_failing_line_named():
 
 
 def test_a_forked_copy_reporting_success_does_not_outvote_a_failure():
-    # The child copy of the harness returns the right answer; the original returns a wrong one.
-    code = "import os\n_child = os.fork() == 0\ndef f(x):\n    return x + 1 if _child else x\n"
+    # The child copy returns the right answer and writes fake results everywhere; the original answers wrong.
+    code = ("import os, json\n_child = os.fork() == 0\nif _child:\n    for fd in range(3, 40):\n        try:\n"
+            "            os.write(fd, json.dumps({'status': 'passed', 'stage': 'final'}).encode())\n"
+            "        except OSError:\n            pass\ndef f(x):\n    return x + 1 if _child else x\n")
     out = sandbox.run(code, TESTS, "f")
     assert out.final["status"] == "failed"
 
@@ -45,3 +49,48 @@ def test_broken_tests_are_an_error_not_a_fail():
     ev = get_evaluator("code_execution", {"timeout_s": 5})
     with pytest.raises(sandbox.SandboxError, match="tests do not compile"):
         ev.evaluate(Task(id="t", prompt="p", meta={"test": "assert (\n"}), "x = 1")
+
+
+def ev_task(test, entry_point=None, **meta):
+    return Task(id="t", prompt="p", meta={"test": test, **({"entry_point": entry_point} if entry_point else {}), **meta})
+
+
+def test_tests_that_need_objects_are_an_error_unless_the_task_opts_into_same_process():
+    from benchwatch.evaluators import EvaluatorError
+    ev = get_evaluator("code_execution", {"timeout_s": 5})
+    klass = "class Counter:\n    def __init__(self):\n        self.n = 0\n    def add(self):\n        self.n += 1\n        return self.n\n"
+    test = "c = Counter()\nc.add()\nassert c.add() == 2\n"
+    with pytest.raises(EvaluatorError, match="'Counter', a class of the answer.*same_process"):
+        ev.evaluate(ev_task(test), klass)
+    with pytest.raises(EvaluatorError, match="argument that is not plain data"):
+        ev.evaluate(ev_task("assert apply(lambda x: x + 1, 1) == 2\n"), "def apply(f, x):\n    return f(x)\n")
+    v = ev.evaluate(ev_task(test, same_process=True), klass)
+    assert v.verdict == "PASS" and v.detail["forgeable"] is True and "forgeable" in v.detail["verdict_by"]
+    assert v.detail["isolation"] == sandbox.isolation().summary()
+    # and a forgery that the same-process mode cannot stop is exactly why it says so
+    forged = get_evaluator("code_execution", {"timeout_s": 5, "same_process": True}).evaluate(
+        ev_task("assert solve() == 42\n"), "class A:\n    __eq__ = lambda s, o: True\ndef solve():\n    return A()\n")
+    assert forged.verdict == "PASS" and forged.detail["forgeable"] is True
+    trusted = ev.evaluate(ev_task("assert solve() == 42\n"),
+                          "class A:\n    __eq__ = lambda s, o: True\ndef solve():\n    return A()\n")
+    assert trusted.verdict == "FAIL" and trusted.detail["forgeable"] is False
+
+
+def test_prompt_helpers_are_defined_on_the_trusted_side():
+    # HumanEval/38-style: the tests call a helper the prompt defines, and the candidate's own copy is not used.
+    prompt = "def encode(s):\n    return s[::-1]\n\ndef decode(s):\n    \"\"\"Undo encode.\"\"\"\n"
+    test = "def check(candidate):\n    assert candidate(encode('abc')) == 'abc'\n"
+    ev = get_evaluator("code_execution", {"timeout_s": 5})
+    task = ev_task(test, "decode", code_prompt=prompt)
+    assert ev.evaluate(task, "    return s[::-1]\n").verdict == "PASS"
+    # an answer that redefines the helper to make its wrong decode look right: the tests use the prompt's helper
+    cheat = "```python\ndef encode(s):\n    return s\n\ndef decode(s):\n    return s\n```"
+    assert ev.evaluate(task, cheat).verdict == "FAIL"
+
+
+def test_values_of_every_plain_type_cross_both_ways():
+    code = "def echo(*a, **k):\n    return [a, k]\n"
+    test = ("v = (None, True, 3, 2 ** 80, 1.5, float('inf'), 1j, 's', b'b', [1], (2,), {3}, frozenset({4}), {5: (6,)})\n"
+            "assert echo(*v, key={'x': [v]}) == [v, {'key': {'x': [v]}}]\n"
+            "import math\nassert math.isnan(echo(float('nan'))[0][0])\n")
+    assert sandbox.run(code, test).final["status"] == "passed"
