@@ -126,9 +126,7 @@ def isolation(python: str | None = None) -> Isolation:
     if _forced() == "rlimits":
         ok, why = False, "bubblewrap skipped: BENCHWATCH_SANDBOX=rlimits"
     if ok:
-        exe, extra = bwrap.interpreter()
-        if python:
-            exe, extra = python, []
+        exe, extra = bwrap.interpreter(python)
         probe = _probe_bwrap(exe, extra)
         if probe is None:
             iso = Isolation("full" if hier else "bwrap", exe,
@@ -557,8 +555,9 @@ class _Spares:
             except Exception as exc:  # noqa: BLE001 - the evaluation that needs one starts its own and reports
                 log.debug("spare sandbox failed to start: %s", exc)
                 cand = None
-                time.sleep(1.0)
             with self.cond:
+                if cand is None and key in self.keys:
+                    self.keys.remove(key)  # no more spares for it until an evaluation asks again
                 self.starting[key] -= 1
                 self.pending.discard(uid)
                 if cand is not None:
@@ -735,12 +734,12 @@ def _read_records(fd: int) -> list[dict[str, Any]]:
 def _limit_hit(o: Outcome, timed_out: bool, hits: dict[str, int], limits: Limits, iso: Isolation) -> str | None:
     """Which limit ended or broke the run, from how it ended: our own clock, the cgroup's counters, the
     candidate's exit signal, the size of its output files. Never from what it printed or raised."""
-    if timed_out:
-        return f"wall time ({limits.wall_s:g} s)"
-    if hits.get("memory"):
+    if hits.get("memory"):  # first: a memory or process limit hit is the likelier cause of what follows
         return f"memory ({limits.memory_mb} MB in total)"
     if hits.get("pids"):
         return f"processes ({limits.processes})"
+    if timed_out:
+        return f"wall time ({limits.wall_s:g} s)"
     if o.signal == "SIGXCPU" or (o.signal == "SIGKILL" and iso.cgroup is None and o.duration_s >= limits.cpu_s):
         return f"CPU time ({limits.cpu_s:g} s)"
     if o.signal == "SIGXFSZ" or max(o.stdout_bytes, o.stderr_bytes) >= limits.file_size_mb << 20:

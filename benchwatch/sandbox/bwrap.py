@@ -45,12 +45,13 @@ def seccomp_program() -> bytes | None:
     return b"".join(struct.pack("<HBBI", *ins) for ins in prog)
 
 
-def interpreter() -> tuple[str, list[str]]:
-    """The real interpreter binary behind this one (a venv's python is a link to it) and the folders it
-    needs besides /usr (its prefix, when it lives elsewhere, as pyenv's does under /root)."""
-    exe = os.path.realpath(sys.executable)
+def interpreter(python: str | None = None) -> tuple[str, list[str]]:
+    """The real interpreter binary behind this one, or behind `python` (a venv's python is a link to it), and
+    the folders it needs besides /usr (its prefix, when it lives elsewhere, as pyenv's does under /root)."""
+    exe = os.path.realpath(python or sys.executable)
+    prefixes = [os.path.dirname(os.path.dirname(exe))] if python else [sys.base_prefix, sys.base_exec_prefix]
     extra = []
-    for prefix in dict.fromkeys([sys.base_prefix, sys.base_exec_prefix]):
+    for prefix in dict.fromkeys(prefixes):
         real = os.path.realpath(prefix)
         if not real.startswith("/usr/") and real != "/usr":
             extra.append(real)

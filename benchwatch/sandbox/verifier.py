@@ -194,10 +194,10 @@ def evaluate(job, session):
         except Exception:  # noqa: BLE001 - a prompt that is not a module on its own: no helpers
             pass
     entry = job.get("entry_point")
-    if entry:
-        env[entry] = session.lookup(entry)
     env["__bw_tick__"] = tick
     try:
+        if entry:
+            env[entry] = session.lookup(entry)  # NameError if the answer does not define it: a FAIL
         exec(tests, env)
         if entry:
             env["check"](env[entry])

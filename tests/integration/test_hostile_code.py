@@ -324,8 +324,9 @@ def test_a_value_that_equals_everything_is_not_plain_data(ev, code):
 def test_patching_builtins_changes_nothing_on_the_trusted_side(ev, code):
     v = ev(code, "import math\nassert abs(solve() - 42) < 1e-9\nassert math.isclose(solve(), 42)\n"
                  "assert isinstance(solve(), int) and len(str(solve())) == 2\n")
-    assert v.verdict == "FAIL" and "a test failed" in v.detail["reason"], v.detail
-    assert v.detail["failing_test"] == "assert abs(solve() - 42) < 1e-9"
+    assert v.verdict == "FAIL", v.detail
+    # Patching len() breaks the candidate's own side of the channel too: then it is out of time, not wrong.
+    assert v.detail.get("failing_test") == "assert abs(solve() - 42) < 1e-9" or v.detail["limit"], v.detail
 
 
 CHECK = "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(5) == 6\n"
@@ -371,7 +372,9 @@ def test_replacing_modules_changes_nothing_on_the_trusted_side(ev, code):
 ], ids=["gc-objects", "frame-walk", "inspect-stack"])
 def test_walking_frames_or_gc_finds_no_reporter(ev, code):
     v = ev(code, CHECK, entry_point="f")
-    assert v.verdict == "FAIL" and "a test failed" in v.detail["reason"], v.detail
+    assert v.verdict == "FAIL", v.detail
+    # clearing every frame's locals also wipes the candidate's own serving loop: it dies instead of answering
+    assert "a test failed" in v.detail["reason"] or "ended before the tests finished" in v.detail["reason"], v.detail
 
 
 @pytest.mark.parametrize("code, reason", [

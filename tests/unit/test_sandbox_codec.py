@@ -72,7 +72,7 @@ def n(k: int) -> bytes:
 
 
 @pytest.mark.parametrize("wire", [
-    b"", b"X", b"NN", b"i" + n(2) + b"12", b"i" + n(3) + b"0xz", b"f" + n(3) + b"abc", b"l" + n(5) + b"N",
+    b"", b"X", b"NN", b"i" + n(2) + b"12", b"i" + n(3) + b"0xz", b"f" + n(3) + b"xyz", b"l" + n(5) + b"N",
     b"S" + n(1) + b"l" + n(0), b"d" + n(1) + b"l" + n(0) + b"N", b"s" + n(1) + b"\xff", b"s" + n(9) + b"ab",
     b"c" + b"s" + n(0) + b"N", b"l" + n(0x7FFFFFFF), (b"l" + n(1)) * 200 + b"N",
 ], ids=repr)
