@@ -63,6 +63,25 @@ def host_leftovers(marker: str, *folders: Path) -> list[str]:
     return found
 
 
+def owned_by_the_sandbox(*folders: Path) -> list[str]:
+    """Anything (file, folder, symlink, socket) owned by a sandbox uid in the host's shared temporary folders,
+    the project folder, or `folders`, two levels deep: what an evaluation could have left behind."""
+    from tests.conftest import ROOT
+    lo, hi = sandbox.UID_RANGE
+    found = []
+    for top in ("/tmp", "/var/tmp", "/dev/shm", str(ROOT), *map(str, folders)):
+        for root, dirs, files in os.walk(top):
+            for name in dirs + files:
+                try:
+                    if lo <= os.lstat(os.path.join(root, name)).st_uid < hi:
+                        found.append(os.path.join(root, name))
+                except OSError:
+                    pass
+            if root.count(os.sep) - top.count(os.sep) >= 1:
+                dirs[:] = []
+    return found
+
+
 @pytest.fixture
 def marker():
     """A name unique to this test; nothing carrying it may be left on the host."""
@@ -81,8 +100,9 @@ def ev():
         assert v.detail["isolation"] == sandbox.isolation().summary() and v.detail["forgeable"] is False
         return v
     yield evaluate
-    # Nothing of the sandbox outlives an evaluation, and the next one still works.
+    # Nothing of the sandbox outlives an evaluation or is left on the host, and the next one still works.
     assert not sandbox_processes()
+    assert not owned_by_the_sandbox()
     assert evaluator.evaluate(Task(id="after", prompt="p", meta={"test": TEST}), GOOD).verdict == "PASS"
 
 
@@ -493,7 +513,7 @@ def test_nothing_it_writes_survives_the_evaluation(ev, marker, shared_dir, code)
     v = ev(code + GOOD)
     assert v.verdict == "PASS", v.detail  # writing in its own /tmp is allowed: it just does not last
     time.sleep(0.6)  # the late writer would have written by now, had it survived
-    assert not host_leftovers(marker, shared_dir)
+    assert not host_leftovers(marker, shared_dir) and not owned_by_the_sandbox(shared_dir)
     assert sorted(p.name for p in shared_dir.iterdir()) == before
 
 
