@@ -197,7 +197,7 @@ class Group:
                     os.kill(pid, signal.SIGKILL)
                 except (ProcessLookupError, PermissionError):
                     pass
-            time.sleep(0.002)
+            time.sleep(0.0005)
 
     def remove(self) -> None:
         for d in reversed(self.dirs):
@@ -208,4 +208,4 @@ class Group:
                 except FileNotFoundError:
                     break
                 except OSError:  # still busy: its last processes are being reaped
-                    time.sleep(0.005)
+                    time.sleep(0.001)
