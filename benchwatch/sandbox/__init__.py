@@ -616,23 +616,25 @@ def run(program: str, test: str = "", entry_point: str | None = None, limits: Li
         verifier = _POOL.get(iso)
         job = {"program": program, "test": test, "entry_point": entry_point, "prompt": prompt or ""}
         try:
-            verifier.submit(job, [cand.req_w, cand.resp_r])
-        except OSError as exc:
-            verifier.close()
-            raise SandboxError(f"the verifier is not answering: {exc}") from None
-        cand.close_channel()  # the verifier holds the only ends now
-        final = verifier.result(limits.wall_s - (time.monotonic() - box.t0))
-        timed_out = final is None
-        ended = False  # did the candidate end by itself (rather than break the channel, or be stopped by us)?
-        if final is not None and final.get("gone") and not final.get("protocol"):  # let bwrap say how it ended
-            ended = _wait_exit(box.proc, 0.5)
-        box.kill()  # the tests are done (or out of time): nothing of the candidate outlives them
-        if timed_out:
-            final = verifier.result(5.0)  # it sees the channel close and answers at once
-            if final is None:
-                verifier.close()
-                raise SandboxError("the task's tests did not finish after the candidate was stopped "
-                                   "(a loop in the tests themselves?)")
+            try:
+                verifier.submit(job, [cand.req_w, cand.resp_r])
+            except OSError as exc:
+                raise SandboxError(f"the verifier is not answering: {exc}") from None
+            cand.close_channel()  # the verifier holds the only ends now
+            final = verifier.result(limits.wall_s - (time.monotonic() - box.t0))
+            timed_out = final is None
+            ended = False  # did the candidate end by itself (rather than break the channel, or be stopped)?
+            if final is not None and final.get("gone") and not final.get("protocol"):  # let bwrap say how
+                ended = _wait_exit(box.proc, 0.5)
+            box.kill()  # the tests are done (or out of time): nothing of the candidate outlives them
+            if timed_out:
+                final = verifier.result(2.0)  # it sees the channel close and answers at once
+                if final is None:
+                    raise SandboxError("the task's tests did not finish after the candidate was stopped "
+                                       "(a loop in the tests themselves?)")
+        except BaseException:
+            verifier.close()  # in an unknown state: never reused
+            raise
         _POOL.put(iso, verifier)
         duration = time.monotonic() - box.t0
         exit_code, sig = box.exit_status()

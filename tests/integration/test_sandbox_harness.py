@@ -94,3 +94,16 @@ def test_values_of_every_plain_type_cross_both_ways():
             "assert echo(*v, key={'x': [v]}) == [v, {'key': {'x': [v]}}]\n"
             "import math\nassert math.isnan(echo(float('nan'))[0][0])\n")
     assert sandbox.run(code, test).final["status"] == "passed"
+
+
+def test_tests_that_never_finish_are_an_error_and_the_next_evaluation_still_works():
+    ev = get_evaluator("code_execution", {"timeout_s": 1})
+    with pytest.raises(sandbox.SandboxError, match="did not finish"):
+        ev.evaluate(ev_task("assert solve() == 42\nwhile True:\n    pass\n"), "def solve():\n    return 42\n")
+    assert ev.evaluate(ev_task("assert solve() == 42\n"), "def solve():\n    return 42\n").verdict == "PASS"
+
+
+def test_a_missing_entry_point_is_a_fail_not_an_error():
+    ev = get_evaluator("code_execution", {"timeout_s": 5})
+    v = ev.evaluate(ev_task("def check(c):\n    assert c(1) == 2\n", "f"), "def g(x):\n    return x + 1\n")
+    assert v.verdict == "FAIL" and v.detail["exception"] == "NameError" and "does not define" in v.detail["error"]
