@@ -212,6 +212,7 @@ def _drop(rl: dict[str, Any], uid: int | None, group: cgroups.Group | None) -> N
         os.setuid(uid)
 
 
+@functools.lru_cache(maxsize=512)  # a dataset's tests are instrumented once, not once per model and attempt
 def instrument_tests(test: str) -> str:
     """Count the assertions that pass: `; __bw_tick__()` after every assert statement, on its own line, so the
     line numbers of a failing test stay those of the task's source."""

@@ -14,7 +14,8 @@ pulls in re, enum, collections...). Keep it to builtins and module-level functio
 import os
 
 MAX_DEPTH = 100
-MAX_FRAME = 64 << 20
+MAX_FRAME = 16 << 20
+MAX_ITEMS = 200_000  # values in one frame: decoding one stays well under a second
 _SEQ_TAGS = {list: b"l", tuple: b"t", set: b"S", frozenset: b"Z"}
 _SEQ_TYPES = {ord("l"): list, ord("t"): tuple, ord("S"): set, ord("Z"): frozenset}
 
@@ -77,7 +78,7 @@ def encode(value):
 
 class _Reader:
     def __init__(self, data):
-        self.data, self.pos = data, 0
+        self.data, self.pos, self.items = data, 0, 0
 
     def take(self, n):
         if n < 0 or self.pos + n > len(self.data):
@@ -100,6 +101,9 @@ class _Reader:
     def value(self, depth):
         if depth > MAX_DEPTH:
             raise NotPlain(f"nested deeper than {MAX_DEPTH}")
+        self.items += 1
+        if self.items > MAX_ITEMS:
+            raise NotPlain(f"more than {MAX_ITEMS} values in one frame")
         tag = self.take(1)[0]
         try:
             if tag == 78:  # N

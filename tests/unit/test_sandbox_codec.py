@@ -81,6 +81,16 @@ def test_invalid_encodings_are_refused_on_the_way_in(wire):
         codec.decode(wire)
 
 
+def test_too_many_values_in_one_frame_are_refused_quickly():
+    import time
+    wire = b"l" + n(codec.MAX_ITEMS + 1) + b"N" * (codec.MAX_ITEMS + 1)
+    t0 = time.monotonic()
+    with pytest.raises(codec.NotPlain, match="more than"):
+        codec.decode(wire)
+    assert time.monotonic() - t0 < 5
+    assert codec.decode(b"l" + n(1000) + b"N" * 1000) == [None] * 1000
+
+
 def test_frames_round_trip_and_oversized_or_broken_frames_are_refused():
     r, w = os.pipe()
     try:
