@@ -134,6 +134,8 @@ def _reason(final: dict[str, Any], out: sandbox.Outcome) -> str:
         return "the program exited before the tests finished (SystemExit)"
     if final.get("phase") == "program":
         return f"the program raised before the tests ran: {final.get('error', '')[:200]}"
+    if final.get("wrong_kind"):
+        return final["wrong_kind"][:200]
     if final.get("not_plain"):
         return f"a function returned a value that is not plain data: {final['not_plain'][:200]}"
     where = f" (test: {final['failing_test']})" if final.get("failing_test") else ""

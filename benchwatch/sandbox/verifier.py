@@ -38,6 +38,7 @@ class Session:
         self.not_plain = None  # the first non-plain return value, if any: a FAIL however the tests react
         self.gone = None
         self.broke_protocol = False
+        self.wrong_kind = None
         self.needs = None
 
     def ask(self, message):
@@ -58,15 +59,18 @@ class Session:
     def load(self, program):
         return self.ask({"op": "load", "program": program})
 
-    def lookup(self, name):
+    def lookup(self, name, function_expected=False):
         reply = self.ask({"op": "get", "name": name})
         kind = reply.get("kind")
         if kind == "function":
             return Proxy(self, name)
-        if kind == "value":
-            return reply.get("value")
         if kind == "missing":
             raise NameError(f"name '{name}' is not defined (the answer does not define it)")
+        if function_expected and kind in ("value", "class", "other"):  # the prompt says it is a function
+            self.wrong_kind = f"the answer's {name!r} is a {kind}, where the task expects a function"
+            raise CandidateRaised(self.wrong_kind)
+        if kind == "value":
+            return reply.get("value")
         if kind in ("class", "other"):
             self.needs = (f"the tests use {name!r}, a {kind} of the answer: only functions and plain values cross "
                           "the sandbox's boundary (opt into same_process mode for tests that need objects)")
@@ -196,8 +200,9 @@ def evaluate(job, session):
     entry = job.get("entry_point")
     env["__bw_tick__"] = tick
     try:
-        if entry:
-            env[entry] = session.lookup(entry)  # NameError if the answer does not define it: a FAIL
+        if entry:  # NameError if the answer does not define it: a FAIL
+            stub = dict.get(env, entry)  # the prompt's own definition, if any (a function: HumanEval's signature)
+            env[entry] = session.lookup(entry, callable(stub) and not isinstance(stub, type))
         exec(tests, env)
         if entry:
             env["check"](env[entry])
@@ -213,6 +218,9 @@ def evaluate(job, session):
     if session.gone:
         return {"status": "failed", "phase": "tests", "asserts_passed": passed[0], "gone": True,
                 "protocol": session.broke_protocol, "exception": "CandidateGone", "error": session.gone}
+    if session.wrong_kind:
+        return {"status": "failed", "phase": "tests", "asserts_passed": passed[0], "wrong_kind": session.wrong_kind,
+                "exception": "TypeError", "error": session.wrong_kind}
     if session.not_plain:
         return {"status": "failed", "phase": "tests", "asserts_passed": passed[0], "not_plain": session.not_plain,
                 "exception": "NotPlainResult", "error": session.not_plain}

@@ -107,3 +107,11 @@ def test_a_missing_entry_point_is_a_fail_not_an_error():
     ev = get_evaluator("code_execution", {"timeout_s": 5})
     v = ev.evaluate(ev_task("def check(c):\n    assert c(1) == 2\n", "f"), "def g(x):\n    return x + 1\n")
     assert v.verdict == "FAIL" and v.detail["exception"] == "NameError" and "does not define" in v.detail["error"]
+
+
+def test_an_entry_point_that_is_not_a_function_is_a_fail_when_the_prompt_says_function():
+    ev = get_evaluator("code_execution", {"timeout_s": 5})
+    task = ev_task("def check(c):\n    assert c(1) == 2\n", "f", code_prompt="def f(x):\n    \"\"\"x + 1\"\"\"\n")
+    for answer in ("```python\nclass f:\n    def __eq__(s, o):\n        return True\n```", "```python\nf = 2\n```"):
+        v = ev.evaluate(task, answer)
+        assert v.verdict == "FAIL" and "where the task expects a function" in v.detail["reason"], v.detail
