@@ -17,6 +17,7 @@ program and tests in one interpreter inside the same sandbox; its verdict can be
 from __future__ import annotations
 
 import atexit
+import ctypes
 import functools
 import json
 import logging
@@ -29,6 +30,7 @@ import socket
 import subprocess
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -197,9 +199,16 @@ def _seccomp_fd() -> int | None:
     return r
 
 
+_LIBC = ctypes.CDLL(None, use_errno=True)
+PR_SET_PDEATHSIG = 1
+
+
 def _drop(rl: dict[str, Any], uid: int | None, group: cgroups.Group | None) -> None:
-    """In the child before exec: join the cgroup, set the rlimits, and (fallback mode) drop to the uid."""
+    """In the child before exec: die with the thread that starts it (so a killed runner leaves no sandbox
+    behind: bwrap's --die-with-parent then takes the rest), join the cgroup, set the rlimits, and (fallback
+    mode) drop to the uid."""
     import resource
+    _LIBC.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
     if group is not None:
         group.join()
     names = {"cpu": resource.RLIMIT_CPU, "as": resource.RLIMIT_AS, "fsize": resource.RLIMIT_FSIZE,
@@ -431,6 +440,7 @@ class _Pool:
     def __init__(self) -> None:
         self.idle: dict[str, list[_Verifier]] = {}
         self.lock = threading.Lock()
+        self.starter: ThreadPoolExecutor | None = None
 
     def get(self, iso: Isolation) -> _Verifier:
         with self.lock:
@@ -440,7 +450,11 @@ class _Pool:
                 if v.proc.poll() is None:
                     return v
                 v.close()
-        return _Verifier(iso)
+            if self.starter is None:
+                self.starter = ThreadPoolExecutor(1, thread_name_prefix="sandbox-verifier-start")
+        # Started from a thread that lives as long as the process: the parent-death signal follows the thread
+        # that started it, and a warm verifier outlives the evaluation (and the worker thread) that asked for it.
+        return self.starter.submit(_Verifier, iso).result()
 
     def put(self, iso: Isolation, v: _Verifier) -> None:
         with self.lock:

@@ -93,6 +93,7 @@ def probe() -> tuple[Hierarchy | None, str]:
             continue
         h = _try(Hierarchy(2, base, base))
         if h:
+            sweep(h)
             return h, h.describe()
         tried.append(f"cgroup2 at {base}: not writable")
     v1 = {}
@@ -104,11 +105,29 @@ def probe() -> tuple[Hierarchy | None, str]:
     if "memory" in v1 and "pids" in v1:
         h = _try(Hierarchy(1, v1["memory"], v1["pids"]))
         if h:
+            sweep(h)
             return h, h.describe()
         tried.append("cgroup v1 memory/pids: not writable")
     else:
         tried.append("no cgroup v1 memory and pids controllers mounted")
     return None, "; ".join(tried) or "no cgroup mounted"
+
+
+def sweep(h: Hierarchy, min_age_s: float = 60.0) -> int:
+    """Remove the empty evaluation cgroups a killed runner left behind (older than `min_age_s`, so another
+    runner's cgroup that its first process has not joined yet is left alone). A cgroup with processes in it
+    cannot be removed: it is someone's live sandbox. Returns how many were removed."""
+    removed = 0
+    now = time.time()
+    for folder in dict.fromkeys([h.memory, h.pids]):
+        for d in folder.glob("benchwatch-sandbox-*"):
+            try:
+                if now - d.stat().st_mtime >= min_age_s and not (d / "cgroup.procs").read_text().strip():
+                    d.rmdir()
+                    removed += 1
+            except OSError:
+                pass
+    return removed
 
 
 class Group:

@@ -115,3 +115,35 @@ def test_an_entry_point_that_is_not_a_function_is_a_fail_when_the_prompt_says_fu
     for answer in ("```python\nclass f:\n    def __eq__(s, o):\n        return True\n```", "```python\nf = 2\n```"):
         v = ev.evaluate(task, answer)
         assert v.verdict == "FAIL" and "where the task expects a function" in v.detail["reason"], v.detail
+
+
+def test_a_killed_runner_leaves_no_sandbox_behind(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+    from tests.conftest import ROOT
+    from tests.integration.test_hostile_code import sandbox_processes
+    script = ("from benchwatch import sandbox\nimport sys\nprint('go', flush=True)\n"
+              "sandbox.run('import time\\ntime.sleep(60)\\n', 'assert 1', limits=sandbox.Limits(wall_s=60))\n")
+    proc = subprocess.Popen([sys.executable, "-c", script], cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)},
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    try:
+        assert proc.stdout.readline().strip() == b"go"
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not [p for p in sandbox_processes() if "sleep" not in " ".join(p.cmdline())]:
+            time.sleep(0.1)  # until its sandboxes (spares, the sleeping candidate) are up
+        assert sandbox_processes()
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait()
+    deadline = time.monotonic() + 10
+    while sandbox_processes() and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert not sandbox_processes()
+    h = sandbox.isolation().cgroup
+    if h is not None:  # its empty cgroups are swept by the next runner's probe (here: at once, whatever their age)
+        sandbox.shutdown()  # this process's own spares: their cgroups go with them
+        sandbox.cgroups.sweep(h, min_age_s=0)
+        assert not list(h.pids.glob("benchwatch-sandbox-*")) and not list(h.memory.glob("benchwatch-sandbox-*"))
