@@ -119,3 +119,23 @@ def test_sandbox_require_refuses_to_start_without_the_full_isolation(tmp_path, m
                    store).run()
     finally:
         store.close()
+
+
+def test_the_cli_names_the_mode_at_start_up_and_refuses_under_require(tmp_path, write_config):
+    import json
+    import subprocess
+    from tests.conftest import PYTHON, ROOT, cli_env
+    (tmp_path / "code.jsonl").write_text(json.dumps({"id": "a", "prompt": "p", "meta": {"test": TEST}}) + "\n")
+    raw = {"runner": {"cooling_s": 0}, "sandbox": "require",
+           "models": [{"name": "m", "backend": "scripted", "options": {"answers": {"p": GOOD}}}],
+           "datasets": [{"name": "code", "source": str(tmp_path / "code.jsonl"), "evaluator": "code_execution"}]}
+    cfg = write_config(raw)
+    run = [PYTHON, str(ROOT / "run_benchmark.py"), "--config", str(cfg)]
+    refused = subprocess.run(run, capture_output=True, text=True, env=cli_env() | {"BENCHWATCH_SANDBOX": "rlimits"},
+                             timeout=120, cwd=tmp_path)
+    assert refused.returncode == 2, refused.stderr[-2000:]
+    assert "code sandbox active: rlimits" in refused.stderr
+    assert "sandbox: require, but this host gives the code sandbox only rlimits" in " ".join(refused.stderr.split())
+    ok = subprocess.run(run, capture_output=True, text=True, env=cli_env(), timeout=120, cwd=tmp_path)
+    assert ok.returncode == 0, ok.stderr[-2000:]
+    assert "code sandbox active: full" in ok.stderr
