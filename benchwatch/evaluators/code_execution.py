@@ -72,6 +72,7 @@ class CodeExecution:
                                      site_packages=bool(opts.pop("site_packages", False)))
         self.python = opts.pop("python", None)
         self.same_process = bool(opts.pop("same_process", False))
+        self.required = False  # set by require_full_isolation() (config `sandbox: require`)
         if opts:
             raise TypeError(f"unknown option(s) {sorted(opts)} for code_execution")
         self.isolation = sandbox.isolation(self.python)  # probed now: a run says at its start what it has
@@ -84,6 +85,7 @@ class CodeExecution:
         if self.same_process:
             raise EvaluatorError(f"dataset {dataset!r}: sandbox: require refuses same_process: true (its "
                                  "verdicts can be forged by the code it judges)")
+        self.required = True  # and a task that opts into same_process is an ERROR, not a forgeable verdict
 
     def evaluate(self, task: Task, response: str) -> Verdict:
         test = task.meta.get("test")
@@ -91,6 +93,9 @@ class CodeExecution:
             raise EvaluatorError(f"task {task.id}: code_execution needs the tests in meta.test")
         program, origin = build_program(task, response)
         same = self.same_process or task.meta.get("same_process") is True
+        if same and self.required:
+            raise EvaluatorError(f"task {task.id}: opts into same_process, which sandbox: require refuses "
+                                 "(its verdict could be forged by the code it judges)")
         out = sandbox.run(program, test, task.meta.get("entry_point"), self.limits, self.python,
                           prompt=task.meta.get("code_prompt"), same_process=same)
         if not out.ready:  # the harness never started: nothing of the model's ran

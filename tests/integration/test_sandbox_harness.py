@@ -67,6 +67,11 @@ def test_tests_that_need_objects_are_an_error_unless_the_task_opts_into_same_pro
     v = ev.evaluate(ev_task(test, same_process=True), klass)
     assert v.verdict == "PASS" and v.detail["forgeable"] is True and "forgeable" in v.detail["verdict_by"]
     assert v.detail["isolation"] == sandbox.isolation().summary()
+    if sandbox.isolation().mode == "full":  # `sandbox: require`: a task's opt-in is refused, not forgeable
+        strict = get_evaluator("code_execution", {"timeout_s": 5})
+        strict.require_full_isolation("d")
+        with pytest.raises(EvaluatorError, match="sandbox: require refuses"):
+            strict.evaluate(ev_task(test, same_process=True), klass)
     # and a forgery that the same-process mode cannot stop is exactly why it says so
     forged = get_evaluator("code_execution", {"timeout_s": 5, "same_process": True}).evaluate(
         ev_task("assert solve() == 42\n"), "class A:\n    __eq__ = lambda s, o: True\ndef solve():\n    return A()\n")
