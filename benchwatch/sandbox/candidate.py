@@ -74,7 +74,11 @@ def serve(rfd, wfd):
         return
     if os.getpid() != me:  # a copy the program forked: one process answers
         os._exit(0)
-    reply(wfd, {"loaded": True})
+    try:  # what each top-level name is, so the tests' lookups need no round trip
+        names = {k: _kind(v) for k, v in env.items() if type(k) is str and not k.startswith("__")}
+    except BaseException:  # noqa: B902 - a hostile object: the trusted side asks name by name instead
+        names = {}
+    reply(wfd, {"loaded": True, "names": names if len(names) <= 10000 else {}})
     while True:
         req = recv(rfd)
         name = req.get("name")

@@ -40,6 +40,7 @@ class Session:
         self.broke_protocol = False
         self.wrong_kind = None
         self.needs = None
+        self.names = {}  # name -> kind, as the candidate listed them once its program ran
 
     def ask(self, message):
         if self.gone:
@@ -60,8 +61,10 @@ class Session:
         return self.ask({"op": "load", "program": program})
 
     def lookup(self, name, function_expected=False):
-        reply = self.ask({"op": "get", "name": name})
-        kind = reply.get("kind")
+        kind = self.names.get(name)  # what the candidate said after loading; a plain value is still asked for
+        if kind not in ("function", "class", "other"):
+            reply = self.ask({"op": "get", "name": name})
+            kind = reply.get("kind")
         if kind == "function":
             return Proxy(self, name)
         if kind == "missing":
@@ -178,8 +181,9 @@ def evaluate(job, session):
         if isinstance(loaded.get("solution_line"), int):
             out["solution_line"] = loaded["solution_line"]
         return out
-    if loaded.get("loaded") is not True:
+    if loaded.get("loaded") is not True or type(loaded.get("names", {})) is not dict:
         session.protocol(f"unexpected reply to load: {str(loaded)[:200]}")
+    session.names = loaded.get("names", {})
     test_src = job["test"]
     test_lines = test_src.splitlines()
     try:

@@ -345,8 +345,9 @@ def test_patching_builtins_changes_nothing_on_the_trusted_side(ev, code):
     v = ev(code, "import math\nassert abs(solve() - 42) < 1e-9\nassert math.isclose(solve(), 42)\n"
                  "assert isinstance(solve(), int) and len(str(solve())) == 2\n")
     assert v.verdict == "FAIL", v.detail
-    # Patching len() breaks the candidate's own side of the channel too: then it is out of time, not wrong.
-    assert v.detail.get("failing_test") == "assert abs(solve() - 42) < 1e-9" or v.detail["limit"], v.detail
+    # Patching len() breaks the candidate's own side of the channel too: then it garbles or stalls its answers.
+    assert v.detail.get("failing_test") == "assert abs(solve() - 42) < 1e-9" or v.detail["limit"] or \
+        "broke its channel" in v.detail["reason"], v.detail
 
 
 CHECK = "def check(candidate):\n    assert candidate(1) == 2\n    assert candidate(5) == 6\n"
