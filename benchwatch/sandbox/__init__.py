@@ -133,7 +133,9 @@ def isolation(python: str | None = None) -> Isolation:
         if probe is None:
             iso = Isolation("full" if hier else "bwrap", exe,
                             "bubblewrap: read-only /usr and interpreter, private tmpfs /tmp, nothing else",
-                            "no network of any family (network namespace; socket() refused by seccomp)",
+                            "no network of any family (network namespace; socket() refused by seccomp)"
+                            if _SECCOMP is not None else
+                            "network namespace with only its own loopback (no seccomp filter for this architecture)",
                             "own PID namespace, killed as a whole afterwards", limits,
                             "own unprivileged uid per evaluation", verdict, tuple(notes), tuple(extra), hier)
             log.warning("code sandbox active: %s", iso.summary())
@@ -152,8 +154,12 @@ def isolation(python: str | None = None) -> Isolation:
 
 def _probe_bwrap(exe: str, extra: list[str]) -> str | None:
     """None when bwrap runs the interpreter here with no network; else why not."""
-    check = "import socket\ntry:\n socket.socket()\nexcept OSError as e:\n print('ok' if e.errno == 1 else e)"
     sfd = _seccomp_fd()
+    if sfd is not None:  # socket() itself refused (EPERM)
+        check = "import socket\ntry:\n socket.socket()\nexcept OSError as e:\n print('ok' if e.errno == 1 else e)"
+    else:  # no filter for this architecture: only the namespace's own loopback (nothing listens on it)
+        check = ("import socket\ntry:\n socket.create_connection(('127.0.0.1', 9), 1)\nexcept OSError as e:\n"
+                 " print('ok' if e.errno in (101, 111) else e)")
     try:
         cmd = bwrap.command(_uid(), 1 << 20, sfd, None, extra) + [exe, "-I", "-S", "-c", check]
         p = subprocess.run(cmd, capture_output=True, timeout=20, cwd="/", pass_fds=(sfd,) if sfd else (),
