@@ -24,6 +24,7 @@ from benchwatch.evaluators import get_evaluator
 # Wall 5 s: a good answer still passes when the shared machine is very busy; CPU 2 s ends busy loops sooner.
 LIMITS = {"timeout_s": 5, "cpu_s": 2, "memory_mb": 256, "max_processes": 16, "file_size_mb": 8}
 TEST = "assert solve() == 42\n"
+CGROUP = sandbox.isolation().cgroup is not None  # else the per-process fallback: the code sees the error itself
 GOOD = "def solve():\n    return 42\n"
 NAMESPACES = sandbox.isolation().mode in ("full", "bwrap")
 needs_namespaces = pytest.mark.skipif(not NAMESPACES, reason="this host has no bubblewrap: see docs/sandbox.md")
@@ -135,18 +136,23 @@ def test_infinite_loop(ev):
 def test_busy_loops_in_many_threads(ev):
     v = ev("import threading\ndef spin():\n    while True:\n        pass\n"
            "ts = [threading.Thread(target=spin) for _ in range(8)]\n[t.start() for t in ts]\n[t.join() for t in ts]\n")
-    assert v.verdict == "FAIL" and v.detail["limit"] and v.detail["limit"].split()[0] in ("CPU", "wall")
+    assert v.verdict == "FAIL", v.detail
+    if CGROUP or v.detail.get("exception") != "RuntimeError":
+        assert v.detail["limit"] and v.detail["limit"].split()[0] in ("CPU", "wall"), v.detail
+    # else: per-process address space (no cgroup) runs out at a few threads (their stacks): "can't start new thread"
 
 
 def test_memory_bomb(ev):
     v = ev("blocks = []\nwhile True:\n    blocks.append(bytearray(50 << 20))\n")
-    assert v.verdict == "FAIL" and v.detail["limit"].startswith("memory"), v.detail
+    assert v.verdict == "FAIL", v.detail
+    assert v.detail["limit"].startswith("memory") if CGROUP else v.detail["exception"] == "MemoryError", v.detail
 
 
 @needs_own_uid
 def test_fork_bomb(ev):
     v = ev("import os\nwhile True:\n    os.fork()\n")
-    assert v.verdict == "FAIL" and v.detail["limit"].startswith("processes"), v.detail
+    assert v.verdict == "FAIL", v.detail
+    assert v.detail["limit"].startswith("processes") if CGROUP else v.detail["exception"] == "BlockingIOError"
 
 
 @pytest.mark.parametrize("code, exception", [
@@ -305,8 +311,11 @@ def test_the_run_goes_on_through_the_real_runner(tmp_path):
 def test_isolation_is_probed_and_named():
     iso = sandbox.isolation()
     assert iso.mode in ("full", "bwrap", "rlimits") and iso.summary().startswith(iso.mode + ": ")
-    if os.geteuid() == 0:  # this machine: root, bubblewrap and a writable cgroup (see design notes)
+    from benchwatch.sandbox import bwrap, cgroups
+    if os.geteuid() == 0 and bwrap.available()[0] and cgroups.probe()[0] is not None:  # this machine (design notes)
         assert iso.mode == "full", iso.notes
+    else:  # what is missing is said
+        assert iso.mode != "full" and iso.notes
 
 
 def test_a_sandbox_that_cannot_start_is_an_error_not_a_fail():
