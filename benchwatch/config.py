@@ -80,6 +80,9 @@ class Config(_Strict):
     runner: RunnerConfig = Field(default_factory=RunnerConfig)
     models: list[ModelConfig] = Field(min_length=1)
     datasets: list[DatasetConfig] = Field(min_length=1)
+    sandbox: Literal["auto", "require"] = Field(
+        default="auto", description="code sandbox: auto (the strongest this host allows, named at start-up) or "
+        "require (refuse to start without the full isolation: bubblewrap + cgroup; see docs/sandbox.md)")
 
     @model_validator(mode="after")
     def _unique_names(self) -> "Config":

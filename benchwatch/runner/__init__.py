@@ -128,6 +128,9 @@ class Runner:
     def run(self, resume_run_id: str | None = None) -> RunOutcome:
         datasets = self.plan()  # bad datasets fail here, before a run row exists
         evaluators = {d.name: get_evaluator(d.evaluator, d.options) for d, _ in datasets}
+        if self.cfg.sandbox == "require":  # refuse before a run row exists (EvaluatorError: the CLI's config error)
+            for d, _ in datasets:
+                getattr(evaluators[d.name], "require_full_isolation", lambda name: None)(d.name)
         done: dict[tuple[str, str, str], str] = {}
         attempts_made: dict[tuple[str, str, str], int] = {}
         if resume_run_id:

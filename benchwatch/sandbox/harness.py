@@ -1,11 +1,13 @@
-"""The child side of the sandbox: runs the model's program, then the task's tests, and reports on a pipe.
+"""The same-process mode (opt-in, forgeable): the model's program and the task's tests in one interpreter.
 
-This file is run as `python -I -c <this source> FD` inside the sandbox (it never imports benchwatch). The job
-(program, tests, a per-run nonce) arrives on stdin (an unlinked file, replaced by /dev/null once read). Records go to pipe FD as JSON lines carrying the nonce:
-"ready" before any untrusted code runs, then one "final" record. Everything the report needs (os.write, json,
-the fd, the nonce) is captured before the model's code runs, so patching sys, os, json, builtins or atexit
-from the model's code cannot change what is reported; exiting early leaves no final record (the parent then
-says FAIL); a record without the nonce is ignored by the parent.
+Only for tasks whose tests need objects across the boundary (`same_process: true`); every other evaluation
+runs its tests in the trusted verifier (verifier.py). This runs inside the same sandbox as the candidate
+(bubblewrap, cgroup, limits), as `python -I -c <this source> FD` (it never imports benchwatch). The job
+(program, tests, a per-run nonce) arrives on stdin (a memfd, replaced by /dev/null once read). Records go to
+pipe FD as JSON lines carrying the nonce: "ready" before any untrusted code runs, then one "final" record.
+What the report needs (os.write, json, the fd, the nonce) is captured before the model's code runs, so naive
+patching cannot change what is reported; but the code shares this interpreter with the tests, so code written
+to forge a result can (an always-equal object passes): its verdicts say `forgeable: true`.
 """
 import json
 import os

@@ -52,8 +52,8 @@ def test_humaneval_subset_passes_in_the_sandbox(tmp_path):
                                         "ids": ids, "options": {"timeout_s": 10}}])
     assert outcome.counts == {"PASS": 5}
     assert [r["task_id"] for r in rows] == ids
-    assert all(r["detail"]["tests_passed"] >= 1 and "namespaces" in r["detail"]["isolation"] or
-               "rlimits" in r["detail"]["isolation"] for r in rows)
+    assert all(r["detail"]["tests_passed"] >= 1 and r["detail"]["isolation"].split(":")[0] in ("full", "bwrap", "rlimits")
+               and r["detail"]["forgeable"] is False for r in rows)
     assert rows[0]["response"] == rows[0]["expected"]  # the canonical body, indentation intact
 
 
