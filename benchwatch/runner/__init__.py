@@ -128,6 +128,9 @@ class Runner:
     def run(self, resume_run_id: str | None = None) -> RunOutcome:
         datasets = self.plan()  # bad datasets fail here, before a run row exists
         evaluators = {d.name: get_evaluator(d.evaluator, d.options) for d, _ in datasets}
+        for evaluator in evaluators.values():  # evaluators that call a model of the config (llm_judge)
+            if hasattr(evaluator, "bind"):
+                evaluator.bind(self.cfg.models, self.cfg.runner, self.backend_factory)  # type: ignore[attr-defined]
         done: dict[tuple[str, str, str], str] = {}
         attempts_made: dict[tuple[str, str, str], int] = {}
         if resume_run_id:
@@ -156,6 +159,9 @@ class Runner:
             log.exception("run failed")
             status, detail = "failed", f"{type(exc).__name__}: {exc}"
         finally:
+            for evaluator in evaluators.values():
+                if hasattr(evaluator, "close"):
+                    evaluator.close()  # type: ignore[attr-defined]
             self.store.set_run_status(self.run_id, status, detail)
             self.emit(ev.RunFinished, status=status, detail=detail)
             self.out.close()
@@ -271,6 +277,8 @@ class Runner:
             except Exception as exc:  # the evaluator failing is the harness's ERROR, not the model's FAIL
                 error = f"evaluator {dcfg.evaluator} failed: {type(exc).__name__}: {exc}"
                 verdict = Verdict("ERROR", {"reason": error})
+            if verdict.verdict == "ERROR" and error is None:  # an evaluator's own ERROR (a judge that failed)
+                error = str(verdict.detail.get("reason") or f"evaluator {dcfg.evaluator} returned ERROR")
         except BackendError as exc:
             error = str(exc) or type(exc).__name__
             if isinstance(exc, BackendUnavailable):
