@@ -32,7 +32,7 @@ _PUNCT = str.maketrans({c: " " for c in string.punctuation})
 # A letter token: upper case anywhere; lower case only when marked off by punctuation or the end ("a" is a word).
 _TOKEN = r"[\(\[*_\s]*(?:(?P<up>[A-Z])(?![A-Za-z0-9'’])|(?P<low>[a-z])(?=[\)\]*_]*\s*(?:[.,;:!?)\]]|$)))"
 _CUE = (r"(?i:(?:the\s+)?(?:correct|right|best|final|most\s+plausible|most\s+likely)?\s*(?:answer|option|choice)"
-        r"\s*(?:is|would\s+be|will\s+be|should\s+be|must\s+be|=|:|-)\s*(?:option\s+|choice\s+|letter\s+)?"
+        r"\s*(?:(?:is|would\s+be|will\s+be|should\s+be|must\s+be)\s*[:=-]?|[:=-])\s*(?:option\s+|choice\s+|letter\s+)?"
         r"|\bI\s+(?:would\s+)?(?:choose|pick|select|go\s+with)\s+(?:option\s+|choice\s+)?)")
 _EXPLICIT = re.compile(_CUE + _TOKEN, re.M)
 _EXPLICIT_TEXT = re.compile(_CUE + r"(?P<rest>[^\n]*)", re.M)
@@ -129,18 +129,18 @@ def read_choice(response: str, choices: list[str]) -> tuple[str | None, str, lis
     if len(exact) == 1:
         return exact[0], "the answer is an option's text", exact
 
-    # 3. a leading letter form followed by more text
-    lead = _LEADING.match(text)
-    if lead and lead.group("l") in valid:
-        return lead.group("l"), f"leading letter: {text[:lead.end()].strip()!r}", [lead.group("l")]
-
-    # 4. mentions anywhere
+    # 3. a leading letter form followed by more text (and no other letter form after it)
     found: dict[str, str] = {}
     for pattern, form in _MENTIONS:
         for m in pattern.finditer(text):
             letter = _letter(m)
             if letter in valid:
                 found.setdefault(letter, f"{form}: {m.group(0).strip()!r}")
+    lead = _LEADING.match(text)
+    if lead and lead.group("l") in valid and set(found) <= {lead.group("l")}:
+        return lead.group("l"), f"leading letter: {text[:lead.end()].strip()!r}", [lead.group("l")]
+
+    # 4. mentions anywhere: letter forms (above) and option texts
     for letter, how in _text_mentions(whole, norm_choices, valid).items():
         found.setdefault(letter, how)
     mentioned = sorted(found)
