@@ -58,6 +58,7 @@ class ModelConfig(_Strict):
     think: bool | None = None
     keep_alive: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    judge_only: bool = Field(default=False, description="only grades answers (llm_judge's judge): not benchmarked")
 
     @property
     def remote_name(self) -> str:
@@ -120,7 +121,14 @@ class Config(_Strict):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise ValueError(f"{kind}: duplicate name(s) {sorted(dup)}")
+        if all(m.judge_only for m in self.models):
+            raise ValueError("models: every model is judge_only; at least one must be benchmarked")
         return self
+
+    @property
+    def benchmarked_models(self) -> list[ModelConfig]:
+        """The models the run walks (all but the judge_only ones)."""
+        return [m for m in self.models if not m.judge_only]
 
     # Where the config came from, for relative paths and messages (not part of the schema).
     _path: Path | None = None

@@ -174,3 +174,19 @@ class LLMJudge:
         if not reply.strip():
             raise JudgeError("the judge answered nothing")
         return reply, usage
+
+
+def judge_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Every judge call of these result rows as a row of the judge's own model (dataset 'NAME (judge)',
+    verdict: the judge's, ERROR where it failed), so the run's figures count the judge apart from the models
+    it grades: calls, verdicts, TTFT and latency of the judge itself."""
+    out = []
+    for r in rows:
+        d = r.get("detail") or {}
+        if "judge_model" not in d:
+            continue
+        out.append({"model": d["judge_model"], "dataset": f"{r['dataset']} (judge)", "task_id": r.get("task_id"),
+                    "final": True, "verdict": d.get("judge_verdict") or "ERROR", "ttft_ms": d.get("judge_ttft_ms"),
+                    "latency_ms": d.get("judge_latency_ms"), "tokens_per_s": None,
+                    "completion_tokens": d.get("judge_completion_tokens")})
+    return out

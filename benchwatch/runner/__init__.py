@@ -143,7 +143,7 @@ class Runner:
                     "platform": platform.platform()}
             self.run_id = self.store.create_run(self.cfg.model_dump(mode="json"), self.config_path, host)
         self.emit(ev.RunStarted,
-                  models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.models],
+                  models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.benchmarked_models],
                   datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
                             for d, ts in datasets],
                   cooling_s=self.cfg.runner.cooling_s, resumed=bool(resume_run_id),
@@ -151,7 +151,7 @@ class Runner:
                   config=self.cfg.model_dump(mode="json"))
         status, detail = "finished", ""
         try:
-            for ordinal, mcfg in enumerate(self.cfg.models, start=1):
+            for ordinal, mcfg in enumerate(self.cfg.benchmarked_models, start=1):
                 self._run_model(mcfg, ordinal, datasets, evaluators, done, attempts_made)
         except KeyboardInterrupt:
             status, detail = "interrupted", "stopped by the user (Ctrl-C)"
@@ -174,7 +174,7 @@ class Runner:
                    evaluators: dict[str, Evaluator], done: dict[tuple[str, str, str], str],
                    attempts_made: dict[tuple[str, str, str], int]) -> None:
         self.emit(ev.ModelStarted, model=mcfg.name, backend=mcfg.backend, ordinal=ordinal,
-                  total=len(self.cfg.models))
+                  total=len(self.cfg.benchmarked_models))
         backend: Backend | None = None
         try:
             if mcfg.backend == "embedded":
