@@ -116,22 +116,22 @@ class LLMJudge:
         return rubric.rstrip() + "\n\n" + FORMATS[self.format].format(max_score=f"{self.max_score:g}")
 
     def evaluate(self, task: Task, response: str) -> Verdict:
-        detail: dict[str, Any] = {"judge_model": self.judge, "expected": task.expected,
-                                  "answer": response.strip()[:500]}
+        # Shown in this order on the monitor's Result panel: the judge's verdict first, its prompt last.
+        head: dict[str, Any] = {"judge_model": self.judge}
+        tail: dict[str, Any] = {"expected": task.expected, "answer": response.strip()[:500]}
         try:
             prompt = self.judge_prompt(task, response)
-            detail["judge_prompt"] = prompt
+            tail["judge_prompt"] = prompt
             reply, usage = self._ask(prompt)
-            detail.update(usage)
-            detail["judge_reasoning"] = reply.strip()
+            tail.update(usage)
+            head["judge_reasoning"] = reply.strip()
             verdict, score = parse_verdict(reply, self.format, self.max_score, self.threshold)
         except (JudgeError, BackendError) as exc:
-            detail["reason"] = f"judge {self.judge!r} failed: {exc}"
-            return Verdict("ERROR", detail)
+            return Verdict("ERROR", {"reason": f"judge {self.judge!r} failed: {exc}", **head, **tail})
+        head = {"judge_model": self.judge, "judge_verdict": verdict, **head}
         if score is not None:
-            detail.update(judge_score=score, max_score=self.max_score, threshold=self.threshold)
-        detail["judge_verdict"] = verdict
-        return Verdict(verdict, detail)
+            head.update(judge_score=score, max_score=self.max_score, threshold=self.threshold)
+        return Verdict(verdict, {**head, **tail})
 
     def _ask(self, prompt: str) -> tuple[str, dict[str, Any]]:
         if self.model is None or self.runner is None or self.factory is None:
