@@ -101,7 +101,9 @@ class DatasetConfig(_Strict):
 
     @model_validator(mode="after")
     def _templates_need_hf(self) -> "DatasetConfig":
-        stated = sorted(f for f in ("hf", "prompt", "expected", "id", "system", "meta") if f in self.model_fields_set)
+        fields = type(self).model_fields
+        stated = sorted(f for f in ("hf", "prompt", "expected", "id", "system", "meta")
+                        if getattr(self, f) != fields[f].get_default(call_default_factory=True))
         if stated and not self.source.startswith("hf:"):
             raise ValueError(f"field(s) {stated} apply to hf: sources only (source is {self.source!r})")
         return self

@@ -248,3 +248,39 @@ def test_the_hub_cache_works_offline(tmp_path):
     missing = next(line for line in lines if line.startswith("missing"))
     assert "dataset 'g' (hf:acme/never-downloaded, config main, split test): ConnectionError: " in missing
     assert "never-downloaded" in missing
+
+
+def test_a_stored_config_parses_again(suites):
+    """The run stores cfg.model_dump(); resume and the server parse it again: defaults must not read as stated."""
+    cfg = parse_config({"models": [{"name": "m", "backend": "reference"}, {"name": "j", "backend": "scripted",
+                                                                           "judge_only": True}],
+                        "datasets": [{"name": "f", "source": "builtin:facts"},
+                                     {"name": "g", "preset": "gsm8k", "source": f"hf:{suites['gsm8k']}"}]})
+    again = parse_config(cfg.model_dump(mode="json"))
+    assert again.model_dump() == cfg.model_dump()
+    assert [m.name for m in again.benchmarked_models] == ["m"]
+
+
+def test_the_example_config_blocks_parse(suites):
+    """config.example.yaml's commented hf blocks, uncommented, are valid (the preset one loads a local copy)."""
+    import yaml
+
+    from tests.conftest import ROOT
+
+    lines = (ROOT / "config.example.yaml").read_text().splitlines()
+    blocks, current = {}, None
+    for line in lines:
+        if line.startswith("  # - name: "):
+            current = line.split(": ", 1)[1].split()[0]
+            blocks[current] = [line.replace("# ", "", 1)]
+        elif current and line.startswith("  #   ") and not line.startswith("  #   #"):
+            blocks[current].append(line.replace("# ", "", 1))
+        else:
+            current = None
+    for name in ("mmlu", "my-qa", "graded", "gsm8k"):
+        raw = yaml.safe_load("\n".join(blocks[name]))[0]
+        cfg = parse_config({"models": [{"name": "judge", "backend": "scripted"}], "datasets": [raw]})
+        assert cfg.datasets[0].name == name
+    mmlu = yaml.safe_load("\n".join(blocks["mmlu"]))[0]
+    tasks = load_dataset(_dataset(**{**mmlu, "name": "d", "source": "hf:./mmlu"}), suites["mmlu"].parent)
+    assert len(tasks) == 4
