@@ -138,6 +138,8 @@ class LLMJudge:
             raise JudgeError("the judge was not bound to the config's models (run it through the runner)")
         if self.backend is None:
             backend = self.factory(self.model)
+            if hasattr(backend, "connect_timeout_s"):  # remote backends check their server under this limit
+                backend.connect_timeout_s = self.runner.connect_timeout_s  # type: ignore[attr-defined]
             state, detail = backend.connect()
             if state == "disconnected":
                 backend.close()
