@@ -7,6 +7,7 @@ Jinja2 templates (benchwatch/datasets/templates.py); `meta` keeps the row's colu
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -102,7 +103,10 @@ def load_hf(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:
         raise
     except Exception as exc:  # the library's own errors: no such repository, split or config; offline; bad file
         at = f", row {index + 1}" if index >= 0 else ""
-        raise DatasetError(f"{where}{at}: {type(exc).__name__}: {exc}") from None
+        hint = ""
+        if isinstance(exc, ConnectionError) and not os.environ.get("HF_HUB_OFFLINE"):
+            hint = " (no network? HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 read an earlier download from the cache)"
+        raise DatasetError(f"{where}{at}: {type(exc).__name__}: {exc}{hint}") from None
     if not tasks and not wanted:
         raise DatasetError(f"{where}: the split has no rows")
     return tasks
