@@ -172,3 +172,21 @@ def test_the_embedded_model_as_judge(tmp_path):
             assert d["reason"].startswith("judge 'smollm2' failed: ") and d.get("judge_reasoning") is not None
         else:
             assert r["verdict"] == d["judge_verdict"] and "VERDICT" in d["judge_reasoning"].upper()
+
+
+def test_the_report_counts_the_judge_as_its_own_model(tmp_path):
+    from benchwatch.report.data import load_report
+
+    outcome, rows, _ = _run(tmp_path, {"Answer to grade:\nParis": "VERDICT: PASS", "*": "VERDICT: FAIL"})
+    store = Store(f"sqlite:///{tmp_path / 'judge.db'}")
+    try:
+        report = load_report(store, outcome.run_id)
+    finally:
+        store.close()
+    m = report.matrix
+    assert m.models == ["student", "judge"] and m.datasets == ["caps", "caps (judge)"]
+    assert m.cell("student", "caps").as_dict()["total"] == 4
+    judged = m.cell("judge", "caps (judge)").as_dict()
+    assert (judged["total"], judged["pass"]) == (4, 1)
+    assert len(report.rows) == 4  # the stored results are the student's alone
+    assert report.dists["latency_ms"]["judge"].values  # the judge's own latencies
