@@ -9,7 +9,8 @@ the first rule that finds something decides:
    are ambiguous (FAIL).
 2. the whole answer is one option: a bare letter in any form (`B`, `(B)`, `B)`, `B.`, `**B**`, `[B]`) or an
    option's text.
-3. the answer opens with a letter form followed by more text: "B. Paris is...", "(B) because...".
+3. the answer opens with a letter form followed by more text: "B. Paris is...", "(B) because..." (when no
+   other option's letter form follows: "(A) or (C)" falls to rule 4).
 4. any mention: `(B)`, `B)`, `**B**`, "option B" / "choice B", a line starting "B." or "B:", an option's
    text (an option whose text only appears inside a longer matching option is not counted). Exactly one
    option must be mentioned; more is ambiguous (FAIL), none is FAIL.
