@@ -58,20 +58,55 @@ class ModelConfig(_Strict):
     think: bool | None = None
     keep_alive: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    judge_only: bool = Field(default=False, description="only grades answers (llm_judge's judge): not benchmarked")
 
     @property
     def remote_name(self) -> str:
         return self.model or self.name
 
 
+class HFConfig(_Strict):
+    config: str | None = Field(default=None, description="the dataset's configuration (subset), e.g. 'main'")
+    split: str = Field(default="test", min_length=1)
+    revision: str | None = Field(default=None, description="a branch, tag or commit of the Hub repository")
+
+
 class DatasetConfig(_Strict):
     name: str = Field(min_length=1)
-    source: str = Field(min_length=1, description="builtin:NAME, humaneval, squad:PATH or a .jsonl path")
+    preset: str | None = Field(default=None, description="a standard suite (mmlu, gsm8k, ...): sets source, "
+                               "hf, templates, evaluator and options; every field stated here overrides it")
+    source: str = Field(min_length=1, description="builtin:NAME, humaneval, squad:PATH, hf:REPO_ID|PATH "
+                        "or a .jsonl path")
     evaluator: str = "exact_match"
     limit: int | None = Field(default=None, ge=1)
     ids: list[str] | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="evaluator options")
     system_prompt: str | None = None
+    # hf: sources: where in the Hub dataset, and Jinja2 templates that build a task from each row.
+    hf: HFConfig = Field(default_factory=HFConfig)
+    prompt: str | None = Field(default=None, description="hf: Jinja2 template of the prompt (row columns as names)")
+    expected: str | None = Field(default=None, description="hf: template of the expected answer (native value)")
+    id: str | None = Field(default=None, description="hf: template of the task id (default: the row index)")
+    system: str | None = Field(default=None, description="hf: template of the task's system message")
+    meta: dict[str, str] = Field(default_factory=dict, description="hf: extra meta fields, each a template "
+                                 "rendered to a native value (e.g. choices: '{{ choices }}')")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _apply_preset(cls, raw: Any) -> Any:
+        if isinstance(raw, dict) and raw.get("preset") is not None:
+            from .datasets.presets import apply_preset  # late: the datasets package imports this module
+            return apply_preset(raw)
+        return raw
+
+    @model_validator(mode="after")
+    def _templates_need_hf(self) -> "DatasetConfig":
+        fields = type(self).model_fields
+        stated = sorted(f for f in ("hf", "prompt", "expected", "id", "system", "meta")
+                        if getattr(self, f) != fields[f].get_default(call_default_factory=True))
+        if stated and not self.source.startswith("hf:"):
+            raise ValueError(f"field(s) {stated} apply to hf: sources only (source is {self.source!r})")
+        return self
 
 
 class Config(_Strict):
@@ -91,7 +126,14 @@ class Config(_Strict):
             dup = {n for n in names if names.count(n) > 1}
             if dup:
                 raise ValueError(f"{kind}: duplicate name(s) {sorted(dup)}")
+        if all(m.judge_only for m in self.models):
+            raise ValueError("models: every model is judge_only; at least one must be benchmarked")
         return self
+
+    @property
+    def benchmarked_models(self) -> list[ModelConfig]:
+        """The models the run walks (all but the judge_only ones)."""
+        return [m for m in self.models if not m.judge_only]
 
     # Where the config came from, for relative paths and messages (not part of the schema).
     _path: Path | None = None

@@ -41,8 +41,10 @@ def summary_table(rows: list[dict[str, Any]], title: str = "") -> Table:
             table.add_column(col, justify=justify, overflow="fold")  # type: ignore[arg-type]
         else:
             table.add_column(col, justify=justify, no_wrap=True, min_width=len(col))  # type: ignore[arg-type]
+    from .evaluators.llm_judge import judge_rows  # a judge's calls count as its own model's
+
     groups: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    for r in rows:
+    for r in list(rows) + judge_rows(rows):
         groups.setdefault((r["model"], r["dataset"]), []).append(r)
     for (model, dataset), items in groups.items():
         final = [r for r in items if r["final"]]

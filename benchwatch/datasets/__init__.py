@@ -129,4 +129,4 @@ def load_dataset(cfg: DatasetConfig, base_dir: Path) -> list[Task]:
 
 
 # Loaders that register themselves for their `source` prefix (imported last: they import this module).
-from . import humaneval, squad  # noqa: E402,F401
+from . import hf, humaneval, squad  # noqa: E402,F401

@@ -59,7 +59,7 @@ def available() -> list[str]:
 
 def _load_builtins() -> None:
     # Imported lazily so each evaluator module registers itself without import cycles.
-    from . import text, numeric  # noqa: F401
+    from . import text, numeric, multiple_choice, llm_judge  # noqa: F401
     try:
         from . import extractive_qa  # noqa: F401
     except ImportError:

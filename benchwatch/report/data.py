@@ -205,8 +205,11 @@ def load_report(store: Store, run_id: str) -> ReportData:
     if run is None:
         raise RunNotFound(f"no run {run_id!r}")  # no store URL: a web page must not show credentials
     rows = store.results(run_id)
-    matrix = pass_matrix(run, rows)
-    return ReportData(run=run, rows=rows, matrix=matrix, dists=distributions(matrix.models, rows),
+    from ..evaluators.llm_judge import judge_rows  # a judge's calls count as its own model's
+
+    figures = rows + judge_rows(rows)
+    matrix = pass_matrix(run, figures)
+    return ReportData(run=run, rows=rows, matrix=matrix, dists=distributions(matrix.models, figures),
                       telemetry=telemetry_data(store.telemetry(run_id)), boundaries=task_boundaries(rows),
                       problems=problem_rows(rows))
 

@@ -131,6 +131,9 @@ class Runner:
         if self.cfg.sandbox == "require":  # refuse before a run row exists (EvaluatorError: the CLI's config error)
             for d, _ in datasets:
                 getattr(evaluators[d.name], "require_full_isolation", lambda name: None)(d.name)
+        for evaluator in evaluators.values():  # evaluators that call a model of the config (llm_judge)
+            if hasattr(evaluator, "bind"):
+                evaluator.bind(self.cfg.models, self.cfg.runner, self.backend_factory)  # type: ignore[attr-defined]
         done: dict[tuple[str, str, str], str] = {}
         attempts_made: dict[tuple[str, str, str], int] = {}
         if resume_run_id:
@@ -143,7 +146,7 @@ class Runner:
                     "platform": platform.platform()}
             self.run_id = self.store.create_run(self.cfg.model_dump(mode="json"), self.config_path, host)
         self.emit(ev.RunStarted,
-                  models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.models],
+                  models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.benchmarked_models],
                   datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
                             for d, ts in datasets],
                   cooling_s=self.cfg.runner.cooling_s, resumed=bool(resume_run_id),
@@ -151,7 +154,7 @@ class Runner:
                   config=self.cfg.model_dump(mode="json"))
         status, detail = "finished", ""
         try:
-            for ordinal, mcfg in enumerate(self.cfg.models, start=1):
+            for ordinal, mcfg in enumerate(self.cfg.benchmarked_models, start=1):
                 self._run_model(mcfg, ordinal, datasets, evaluators, done, attempts_made)
         except KeyboardInterrupt:
             status, detail = "interrupted", "stopped by the user (Ctrl-C)"
@@ -159,6 +162,9 @@ class Runner:
             log.exception("run failed")
             status, detail = "failed", f"{type(exc).__name__}: {exc}"
         finally:
+            for evaluator in evaluators.values():
+                if hasattr(evaluator, "close"):
+                    evaluator.close()  # type: ignore[attr-defined]
             self.store.set_run_status(self.run_id, status, detail)
             self.emit(ev.RunFinished, status=status, detail=detail)
             self.out.close()
@@ -171,7 +177,7 @@ class Runner:
                    evaluators: dict[str, Evaluator], done: dict[tuple[str, str, str], str],
                    attempts_made: dict[tuple[str, str, str], int]) -> None:
         self.emit(ev.ModelStarted, model=mcfg.name, backend=mcfg.backend, ordinal=ordinal,
-                  total=len(self.cfg.models))
+                  total=len(self.cfg.benchmarked_models))
         backend: Backend | None = None
         try:
             if mcfg.backend == "embedded":
@@ -274,6 +280,8 @@ class Runner:
             except Exception as exc:  # the evaluator failing is the harness's ERROR, not the model's FAIL
                 error = f"evaluator {dcfg.evaluator} failed: {type(exc).__name__}: {exc}"
                 verdict = Verdict("ERROR", {"reason": error})
+            if verdict.verdict == "ERROR" and error is None:  # an evaluator's own ERROR (a judge that failed)
+                error = str(verdict.detail.get("reason") or f"evaluator {dcfg.evaluator} returned ERROR")
         except BackendError as exc:
             error = str(exc) or type(exc).__name__
             if isinstance(exc, BackendUnavailable):

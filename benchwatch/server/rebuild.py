@@ -36,13 +36,13 @@ def events_from_store(store: Store, run_id: str) -> list[ev.Event] | None:
         datasets.append(ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=ids))
     done = [ev.DoneTask(model=m, dataset=d, task_id=t, verdict=v)
             for (m, d, t), v in store.final_verdicts(run_id).items()]
-    models = [ev.PlanModel(name=m.name, backend=m.backend) for m in cfg.models]
+    models = [ev.PlanModel(name=m.name, backend=m.backend) for m in cfg.benchmarked_models]
     out: list[ev.Event] = [ev.RunStarted(run_id=run_id, seq=0, ts=run["created_at"], models=models,
                                          datasets=datasets, cooling_s=cfg.runner.cooling_s, done=done,
                                          config=run["config"])]
     if rows:  # the model and dataset of the latest result are the ones in progress
         last = rows[-1]
-        names = [m.name for m in cfg.models]
+        names = [m.name for m in cfg.benchmarked_models]
         if last["model"] in names:
             out.append(ev.ModelStarted(run_id=run_id, seq=0, model=last["model"], backend=last["backend"],
                                        ordinal=names.index(last["model"]) + 1, total=len(names)))
