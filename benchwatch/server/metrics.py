@@ -1,0 +1,181 @@
+"""`GET /metrics`: benchwatch's figures in the Prometheus text format, through prometheus_client.
+
+Where each figure comes from (docs/metrics.md has the table and the OpenTelemetry GenAI mapping):
+- verdicts and the latency / token histograms: the store, aggregated at scrape time. The store is the truth and
+  every server worker reads the same one, so every worker answers the same totals: a scrape through gunicorn's
+  shared port may reach any worker and nothing is counted twice or lost when a worker restarts (a counter that
+  each worker kept from the events it folded would differ between workers and look like resets to Prometheus).
+  Counting rules are the report's (report/data.py): final attempts; timings from final PASS/FAIL attempts.
+- host telemetry, tasks in flight, the run: the live state, which every worker folds from the same event stream.
+  A host figure that can't be read (or whose sample is stale) is absent, not 0.
+- SSE clients: the answering worker's own streams.
+"""
+from __future__ import annotations
+
+import os
+import threading
+import time
+from typing import Any, Iterable
+
+from flask import Blueprint, Response, current_app
+from prometheus_client import CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from sqlalchemy import and_, case, func, select
+
+from ..report.data import VERDICTS
+from ..store import Store
+from ..store import results as results_table
+
+bp = Blueprint("metrics", __name__)
+
+LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+TOKEN_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+# histogram name -> (results column, scale to the base unit, buckets, help)
+HISTOGRAMS = {
+    "benchwatch_ttft_seconds": ("ttft_ms", 1e-3, LATENCY_BUCKETS,
+                                "Time to the first visible token (the spec's TTFT), from the request being sent."),
+    "benchwatch_first_token_seconds": ("first_token_ms", 1e-3, LATENCY_BUCKETS,
+                                       "Time to the first token of any kind (thinking included)."),
+    "benchwatch_e2e_latency_seconds": ("latency_ms", 1e-3, LATENCY_BUCKETS,
+                                       "End-to-end latency of an attempt, from the request to the verdict."),
+    "benchwatch_output_tokens": ("completion_tokens", 1.0, TOKEN_BUCKETS,
+                                 "Output tokens per answer, as the backend reported them."),
+}
+HOST_GAUGES = {  # metric -> (telemetry field, help)
+    "benchwatch_host_cpu_percent": ("cpu_pct", "Host CPU load, percent."),
+    "benchwatch_server_open_fds": ("fds", "Open file descriptors of the sampling server process."),
+    "benchwatch_disk_mb_per_second": ("disk_mbps", "Disk I/O, read plus write, MB/s."),
+    "benchwatch_gpu_utilization_percent": ("gpu_pct", "GPU utilisation, percent (NVML)."),
+    "benchwatch_gpu_temperature_celsius": ("gpu_temp_c", "GPU temperature, degrees Celsius (NVML)."),
+}
+STALE_S = 10.0  # a host sample older than this is not exported (the sampler stopped, or no worker holds it)
+MAX_LABEL_SETS = 2000  # (model, dataset) pairs exported; beyond, the rest are dropped and counted
+CACHE_S = 1.0  # several scrapes within this reuse one store aggregate
+
+
+class StoreAggregates:
+    """The verdict counts and histogram buckets per (model, dataset), computed in the database."""
+
+    def __init__(self, store: Store):
+        self.store = store
+        self._lock = threading.Lock()
+        self._cached: tuple[float, dict[str, Any]] | None = None
+
+    def get(self) -> dict[str, Any]:
+        with self._lock:
+            now = time.monotonic()
+            if self._cached is None or now - self._cached[0] > CACHE_S:
+                self._cached = (now, self._query())
+            return self._cached[1]
+
+    def _query(self) -> dict[str, Any]:
+        r = results_table.c
+        final = r.final.is_(True)
+        with self.store.engine.connect() as c:
+            verdicts = c.execute(select(r.model, r.dataset, r.verdict, func.count())
+                                 .where(final).group_by(r.model, r.dataset, r.verdict)).all()
+            hists: dict[str, list[Any]] = {}
+            for name, (column, scale, buckets, _) in HISTOGRAMS.items():
+                col = r[column]
+                cols = [func.count(col), func.sum(col)] + [
+                    func.sum(case((col <= b / scale, 1), else_=0)) for b in buckets]
+                hists[name] = c.execute(
+                    select(r.model, r.dataset, *cols)
+                    .where(and_(final, r.verdict.in_(("PASS", "FAIL")), col.is_not(None)))
+                    .group_by(r.model, r.dataset)).all()
+        return {"verdicts": verdicts, "histograms": hists}
+
+
+class Exporter:
+    """One per app: a registry with one collector that reads the store and the live state at scrape time."""
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.aggregates = StoreAggregates(ctx.store) if ctx.store is not None else None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def collect(self) -> Iterable[Any]:  # the prometheus_client collector protocol
+        yield from self._from_store()
+        yield from self._from_state()
+
+    def _from_store(self) -> Iterable[Any]:
+        if self.aggregates is None:
+            return
+        agg = self.aggregates.get()
+        allowed = _bounded({(m, d) for m, d, _, _ in agg["verdicts"]})
+        verdicts = CounterMetricFamily("benchwatch_verdicts", "Final verdicts (one per task), as stored.",
+                                       labels=["model", "dataset", "verdict"])
+        seen: set[tuple[str, str]] = set()
+        for model, dataset, verdict, n in agg["verdicts"]:
+            if (model, dataset) in allowed:
+                seen.add((model, dataset))
+                verdicts.add_metric([model, dataset, verdict], n)
+        for model, dataset in sorted(allowed - seen):
+            for v in VERDICTS:
+                verdicts.add_metric([model, dataset, v], 0)
+        yield verdicts
+        for name, (_, scale, buckets, help_) in HISTOGRAMS.items():
+            fam = HistogramMetricFamily(name, help_, labels=["model", "dataset"])
+            for model, dataset, count, total, *cum in agg["histograms"][name]:
+                if (model, dataset) not in allowed:
+                    continue
+                edges = [(_edge(b), float(n or 0)) for b, n in zip(buckets, cum)] + [("+Inf", float(count))]
+                fam.add_metric([model, dataset], edges, float(total or 0) * scale)
+            yield fam
+        dropped = GaugeMetricFamily("benchwatch_metrics_label_sets_dropped",
+                                    f"(model, dataset) pairs left out of /metrics past {MAX_LABEL_SETS}.")
+        dropped.add_metric([], len({(m, d) for m, d, _, _ in agg["verdicts"]}) - len(allowed))
+        yield dropped
+
+    def _from_state(self) -> Iterable[Any]:
+        state, _ = self.ctx.hub.snapshot()
+        sample = state["telemetry"][-1] if state["telemetry"] else None
+        fresh = sample is not None and time.time() - sample["ts"] <= STALE_S
+        for name, (key, help_) in HOST_GAUGES.items():
+            fam = GaugeMetricFamily(name, help_)
+            if fresh and sample.get(key) is not None:  # unreadable or stale: absent, never 0
+                fam.add_metric([], float(sample[key]))
+            yield fam
+        run, cur = state["run"], state["current"]
+        in_flight = GaugeMetricFamily("benchwatch_tasks_in_flight", "Task attempts started and not yet finished.")
+        in_flight.add_metric([], 1.0 if run and run["status"] == "running" and cur and cur.get("verdict") is None
+                             else 0.0)
+        yield in_flight
+        clients = GaugeMetricFamily("benchwatch_sse_clients", "Open SSE streams on the worker that answered.")
+        clients.add_metric([], float(self.ctx.hub.stream_count))
+        yield clients
+        info = GaugeMetricFamily("benchwatch_run_info", "The run the live view holds (1), by id and status.",
+                                 labels=["run_id", "status"])
+        if run is not None:
+            info.add_metric([run["id"], run["status"]], 1.0)
+        yield info
+
+
+def _edge(b: float) -> str:
+    return repr(float(b)) if b != int(b) else f"{float(b):.1f}"
+
+
+def _bounded(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    return pairs if len(pairs) <= MAX_LABEL_SETS else set(sorted(pairs)[:MAX_LABEL_SETS])
+
+
+_make_lock = threading.Lock()
+
+
+def exporter() -> Exporter:
+    ext = current_app.extensions
+    with _make_lock:
+        if "benchwatch.metrics" not in ext:
+            ext["benchwatch.metrics"] = Exporter(ext["benchwatch"])
+        return ext["benchwatch.metrics"]
+
+
+@bp.get("/metrics")
+def metrics() -> Any:
+    return Response(exporter().render(), mimetype=None, content_type=CONTENT_TYPE_LATEST,
+                    headers={"Cache-Control": "no-store", "X-Benchwatch-Worker": str(os.getpid())})
