@@ -25,6 +25,10 @@ class TelemetryLoop:
             from ..telemetry import HostSampler
             sampler = HostSampler()
         self.sampler = sampler
+        from ..telemetry.model_server import ModelServerScraper
+        # The running model's own /metrics, when its config names one (docs/metrics.md: why here).
+        self.model_server = ModelServerScraper(timeout_s=min(0.8 * interval_s, 2.0))
+        self._scraped_model: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.samples = 0
@@ -72,6 +76,17 @@ class TelemetryLoop:
             return speed["tps"], None
         return 0.0, None  # cooling, thinking or evaluating: no visible tokens flow right now
 
+    def _model_server_sample(self) -> dict[str, Any] | None:
+        from ..telemetry.model_server import active_target
+        target = active_target(self.hub.state)
+        model = target["model"] if target else None
+        if model != self._scraped_model:  # another model (or none) runs now: its intervals start afresh
+            self.model_server.forget()
+            self._scraped_model = model
+        if target is None:
+            return None
+        return self.model_server.sample(target["model"], target["url"], target["kind"], target["names"])
+
     def tick(self) -> ev.Telemetry | None:
         if self.bus is not None and not self.bus.holds_sampler():
             return None  # another worker samples this bus
@@ -84,6 +99,7 @@ class TelemetryLoop:
         active = run["id"] if run is not None and run["status"] == "running" else None
         self._seq += 1
         event = ev.Telemetry(run_id=active or HOST_RUN_ID, seq=self._seq, tps=tps, unavailable=unavailable,
+                             model_server=self._model_server_sample(),
                              **{k: values.get(k) for k in ("cpu_pct", "fds", "disk_mbps", "gpu_pct", "gpu_temp_c")})
         if self.bus is not None:
             try:
