@@ -54,20 +54,35 @@ MAX_LABEL_SETS = 2000  # (model, dataset) pairs exported; beyond, the rest are d
 CACHE_S = 1.0  # several scrapes within this reuse one store aggregate
 
 
-class StoreAggregates:
-    """The verdict counts and histogram buckets per (model, dataset), computed in the database."""
+class StoreSection:
+    """Verdict counts and histogram buckets per (model, dataset), aggregated in the database, rendered once per
+    change of the results table: its row count and newest id are checked at most every CACHE_S, and the
+    aggregate query and the rendering (most of a scrape's cost) run again only when a result was added."""
 
     def __init__(self, store: Store):
         self.store = store
         self._lock = threading.Lock()
-        self._cached: tuple[float, dict[str, Any]] | None = None
+        self._key: tuple[Any, ...] | None = None
+        self._checked = float("-inf")
+        self._body = b""
 
-    def get(self) -> dict[str, Any]:
+    def invalidate(self) -> None:
+        with self._lock:
+            self._key, self._checked = None, float("-inf")
+
+    def render(self) -> bytes:
         with self._lock:
             now = time.monotonic()
-            if self._cached is None or now - self._cached[0] > CACHE_S:
-                self._cached = (now, self._query())
-            return self._cached[1]
+            if self._key is not None and now - self._checked < CACHE_S:
+                return self._body
+            self._checked = now
+            r = results_table.c
+            with self.store.engine.connect() as c:
+                key = tuple(c.execute(select(func.count(), func.max(r.id))).one())
+            if key != self._key:
+                self._body = generate_latest(_Families(list(self._families(self._query()))))
+                self._key = key
+            return self._body
 
     def _query(self) -> dict[str, Any]:
         r = results_table.c
@@ -86,38 +101,20 @@ class StoreAggregates:
                     .group_by(r.model, r.dataset)).all()
         return {"verdicts": verdicts, "histograms": hists}
 
-
-class Exporter:
-    """One per app: a registry with one collector that reads the store and the live state at scrape time."""
-
-    def __init__(self, ctx: Any):
-        self.ctx = ctx
-        self.aggregates = StoreAggregates(ctx.store) if ctx.store is not None else None
-        self.registry = CollectorRegistry(auto_describe=False)
-        self.registry.register(self)
-
-    def render(self) -> bytes:
-        return generate_latest(self.registry)
-
-    def collect(self) -> Iterable[Any]:  # the prometheus_client collector protocol
-        yield from self._from_store()
-        yield from self._from_state()
-
-    def _from_store(self) -> Iterable[Any]:
-        if self.aggregates is None:
-            return
-        agg = self.aggregates.get()
+    @staticmethod
+    def _families(agg: dict[str, Any]) -> Iterable[Any]:
         allowed = _bounded({(m, d) for m, d, _, _ in agg["verdicts"]})
         verdicts = CounterMetricFamily("benchwatch_verdicts", "Final verdicts (one per task), as stored.",
                                        labels=["model", "dataset", "verdict"])
-        seen: set[tuple[str, str]] = set()
+        seen: set[tuple[str, str, str]] = set()
         for model, dataset, verdict, n in agg["verdicts"]:
             if (model, dataset) in allowed:
-                seen.add((model, dataset))
+                seen.add((model, dataset, verdict))
                 verdicts.add_metric([model, dataset, verdict], n)
-        for model, dataset in sorted(allowed - seen):
+        for model, dataset in sorted(allowed):  # every verdict of a pair, 0 included: rate() needs the series
             for v in VERDICTS:
-                verdicts.add_metric([model, dataset, v], 0)
+                if (model, dataset, v) not in seen:
+                    verdicts.add_metric([model, dataset, v], 0)
         yield verdicts
         for name, (_, scale, buckets, help_) in HISTOGRAMS.items():
             fam = HistogramMetricFamily(name, help_, labels=["model", "dataset"])
@@ -131,6 +128,33 @@ class Exporter:
                                     f"(model, dataset) pairs left out of /metrics past {MAX_LABEL_SETS}.")
         dropped.add_metric([], len({(m, d) for m, d, _, _ in agg["verdicts"]}) - len(allowed))
         yield dropped
+
+
+class _Families:
+    """Families already built, in the shape generate_latest reads (a collector's collect())."""
+
+    def __init__(self, families: list[Any]):
+        self.families = families
+
+    def collect(self) -> list[Any]:
+        return self.families
+
+
+class Exporter:
+    """One per app: the store section (cached, see StoreSection) and the live-state section (every scrape)."""
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.store_section = StoreSection(ctx.store) if ctx.store is not None else None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+
+    def render(self) -> bytes:
+        head = self.store_section.render() if self.store_section is not None else b""
+        return head + generate_latest(self.registry)
+
+    def collect(self) -> Iterable[Any]:  # the prometheus_client collector protocol: the live-state figures
+        yield from self._from_state()
 
     def _from_state(self) -> Iterable[Any]:
         state, _ = self.ctx.hub.snapshot()

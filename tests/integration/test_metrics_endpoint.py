@@ -148,3 +148,19 @@ def test_the_grafana_dashboard_reads_only_exported_names():
     used = {n for e in exprs for n in re.findall(r"\bbenchwatch_[a-z0-9_]+", e)}
     exported = set(NAMES) | {n + s for n in NAMES for s in ("_total", "_bucket", "_sum", "_count")}
     assert used and used <= exported, used - exported
+
+
+def test_a_result_stored_after_a_scrape_is_in_the_next_one(served, monkeypatch):
+    app, store, run_id = served
+    monkeypatch.setattr(metrics_mod, "CACHE_S", 0)
+
+    def passes():
+        _, fams = families(app)
+        return sum(s.value for s in fams["benchwatch_verdicts"].samples
+                   if s.name == "benchwatch_verdicts_total" and s.labels["verdict"] == "PASS")
+    before = passes()
+    assert passes() == before  # unchanged store: the cached section, same answer
+    row = dict(store.results(run_id)[0], task_id="extra", verdict="PASS", final=True)
+    row.pop("id")
+    store.add_result(row)
+    assert passes() == before + 1
