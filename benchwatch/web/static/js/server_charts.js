@@ -8,7 +8,8 @@ export const SERVER_METRICS = [
     series: [{ field: "running", name: "running" }, { field: "waiting", name: "waiting" }] },
   { key: "ms_kv", label: "KV cache", unit: "%", digits: 1, max: 100,
     series: [{ field: "kv_cache_pct", name: "KV cache" }] },
-  { key: "ms_latency", label: "Server TTFT / ITL", unit: "ms", digits: 1, scale: 1000,
+  // Per-interval means: no value where no request finished, so points can stand alone: draw them as dots too.
+  { key: "ms_latency", label: "Server TTFT / ITL", unit: "ms", digits: 1, scale: 1000, sparse: true,
     series: [{ field: "ttft_s", name: "TTFT" }, { field: "itl_s", name: "ITL" }] },
 ];
 
@@ -30,7 +31,7 @@ function option(m) {
     xAxis: { type: "time", axisLabel: { color: fg, hideOverlap: true }, axisLine: { lineStyle: { color: grid } },
              splitLine: { show: false } },
     yAxis: { type: "value", min: 0, max: m.max, axisLabel: { color: fg }, splitLine: { lineStyle: { color: grid } } },
-    series: m.series.map((s, i) => ({ name: s.name, type: "line", showSymbol: false, animation: false,
+    series: m.series.map((s, i) => ({ name: s.name, type: "line", showSymbol: Boolean(m.sparse), symbolSize: 4, animation: false,
       connectNulls: false, data: [], lineStyle: { width: 2 }, color: COLOURS[i], sampling: "none" })),
   };
 }
@@ -44,6 +45,14 @@ export class ServerCharts {
     this.buttons = {};
     this.charts = {};
     this.telemetry = [];
+    // Their own toggle group right after the six's (the six's group stays exactly the spec's six).
+    this.group = document.createElement("div");
+    this.group.className = "toggles";
+    this.group.id = "server-chart-toggles";
+    this.group.setAttribute("role", "group");
+    this.group.setAttribute("aria-label", "Show or hide the model server's charts");
+    this.group.hidden = true;
+    togglesEl.after(this.group);
     for (const m of SERVER_METRICS) {
       const btn = document.createElement("button");
       btn.type = "button";
@@ -52,9 +61,8 @@ export class ServerCharts {
       btn.textContent = m.label;
       btn.title = "The model server's own metrics (models[].metrics_url)";
       btn.setAttribute("aria-pressed", String(!this.hidden.has(m.key)));
-      btn.hidden = true;
       btn.addEventListener("click", () => this.toggle(m.key));
-      togglesEl.append(btn);
+      this.group.append(btn);
       const box = document.createElement("div");
       box.className = "chart-box server-chart";
       box.dataset.chart = m.key;
@@ -90,8 +98,8 @@ export class ServerCharts {
   update(telemetry, shown) {
     this.telemetry = telemetry || [];
     this.shown = Boolean(shown);
+    this.group.hidden = !this.shown;
     for (const m of SERVER_METRICS) {
-      this.buttons[m.key].hidden = !this.shown;
       const box = this.boxes[m.key];
       box.hidden = !this.shown || this.hidden.has(m.key);
       if (!box.hidden) this._draw(m);
