@@ -25,9 +25,9 @@ class TelemetryLoop:
             from ..telemetry import HostSampler
             sampler = HostSampler()
         self.sampler = sampler
-        from ..telemetry.model_server import ModelServerScraper
-        # The running model's own /metrics, when its config names one (docs/metrics.md: why here).
-        self.model_server = ModelServerScraper(timeout_s=min(0.8 * interval_s, 2.0))
+        # The running model's own /metrics, when its config names one (docs/metrics.md: why here). Made at the
+        # first such model: a server that never scrapes doesn't import the HTTP client and the parser at start.
+        self.model_server: Any = None
         self._scraped_model: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
@@ -80,11 +80,14 @@ class TelemetryLoop:
         from ..telemetry.model_server import active_target
         target = active_target(self.hub.state)
         model = target["model"] if target else None
-        if model != self._scraped_model:  # another model (or none) runs now: its intervals start afresh
-            self.model_server.forget()
-            self._scraped_model = model
+        if model != self._scraped_model and self.model_server is not None:  # another model (or none) runs now:
+            self.model_server.forget()  # its intervals start afresh
+        self._scraped_model = model
         if target is None:
             return None
+        if self.model_server is None:
+            from ..telemetry.model_server import ModelServerScraper
+            self.model_server = ModelServerScraper(timeout_s=min(0.8 * self.interval_s, 2.0))
         return self.model_server.sample(target["model"], target["url"], target["kind"], target["names"])
 
     def tick(self) -> ev.Telemetry | None:

@@ -13,8 +13,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
-import httpx
-from prometheus_client.parser import text_string_to_metric_families
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import httpx
 
 SERIES = ("running", "waiting", "kv_cache_pct", "ttft_s", "itl_s")  # what every sample carries
 GENERIC_FIELDS = ("running", "waiting", "kv_cache_ratio", "ttft_histogram", "itl_histogram")
@@ -89,6 +91,7 @@ def parse(text: str, wanted: frozenset[str] | None = None) -> dict[str, list[flo
         if not lines:  # nothing we read: parse it all, so a page that isn't metrics at all says so
             return parse(text)
         text = "\n".join(lines) + "\n"
+    from prometheus_client.parser import text_string_to_metric_families
     out: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
@@ -143,6 +146,7 @@ class ModelServerScraper:
         self._prev: dict[str, _Prev] = {}
 
     def _fetch(self, url: str, timeout_s: float) -> str:
+        import httpx  # here, not at import: the config schema imports this module
         if self._client is None:
             self._client = httpx.Client(follow_redirects=False, headers={"Accept": "text/plain"})
         return fetch_text(url, timeout_s, self._client)
@@ -226,6 +230,7 @@ def _mean(values: list[float]) -> float:
 
 def fetch_text(url: str, timeout_s: float, client: httpx.Client | None = None) -> str:
     """GET a /metrics page: no redirects, at most MAX_BYTES, HTTP 200 only."""
+    import httpx
     if client is None:
         with httpx.Client(follow_redirects=False, headers={"Accept": "text/plain"}) as own:
             return fetch_text(url, timeout_s, own)
@@ -245,6 +250,7 @@ class ScrapeError(RuntimeError):
 
 
 def _reason(exc: Exception) -> str:
+    import httpx
     if isinstance(exc, httpx.TimeoutException):
         return f"no answer in time ({type(exc).__name__})"
     if isinstance(exc, ScrapeError):
@@ -256,6 +262,7 @@ def _reason(exc: Exception) -> str:
 
 def redact(url: str) -> str:
     """A URL with any user:password@ removed, for messages."""
+    import httpx
     parts = httpx.URL(url)
     return str(parts.copy_with(userinfo=b"")) if parts.userinfo else url
 
