@@ -8,10 +8,12 @@ Where each figure comes from (docs/metrics.md has the table and the OpenTelemetr
   Counting rules are the report's (report/data.py): final attempts; timings from final PASS/FAIL attempts.
 - host telemetry, tasks in flight, the run: the live state, which every worker folds from the same event stream.
   A host figure that can't be read (or whose sample is stale) is absent, not 0.
-- SSE clients: the answering worker's own streams.
+- SSE clients: each worker holds its own streams; with a Redis bus each posts its count there every 2 s and a
+  scrape sums them (ClientCounts).
 """
 from __future__ import annotations
 
+import json
 import os
 import threading
 import time
@@ -51,7 +53,10 @@ HOST_GAUGES = {  # metric -> (telemetry field, help)
 }
 STALE_S = 10.0  # a host sample older than this is not exported (the sampler stopped, or no worker holds it)
 MAX_LABEL_SETS = 2000  # (model, dataset) pairs exported; beyond, the rest are dropped and counted
-CACHE_S = 1.0  # several scrapes within this reuse one store aggregate
+CACHE_S = 1.0  # the store's results are checked for a change at most this often
+CLIENTS_KEY = "benchwatch:sse_clients"  # worker -> {"n": open streams, "ts"} (several workers on a Redis bus)
+CLIENTS_EVERY_S = 2.0
+CLIENTS_FRESH_S = 10.0
 
 
 class StoreSection:
@@ -140,12 +145,64 @@ class _Families:
         return self.families
 
 
+class ClientCounts:
+    """SSE streams are held per worker. With a Redis bus every worker posts its count into one hash every
+    CLIENTS_EVERY_S; a scrape, whichever worker answers it, sums the counts posted in the last CLIENTS_FRESH_S
+    (a worker that stopped posting has ended: its entry is removed)."""
+
+    def __init__(self, ctx: Any):
+        self.ctx = ctx
+        self.bus = ctx.bus
+
+    def start(self) -> None:
+        threading.Thread(target=self._loop, name="sse-client-count", daemon=True).start()
+
+    def _loop(self) -> None:
+        while True:
+            self.post()
+            time.sleep(CLIENTS_EVERY_S)
+
+    def post(self) -> None:
+        try:
+            self.bus._writer.hset(CLIENTS_KEY, self.bus.me,
+                                  json.dumps({"n": self.ctx.hub.stream_count, "ts": time.time()}))
+        except self.bus._errors:
+            pass  # the bus says it is unreachable in its own status; the next post tries again
+
+    def total(self) -> int | None:
+        own = self.ctx.hub.stream_count
+        try:
+            entries = self.bus._writer.hgetall(CLIENTS_KEY)
+        except self.bus._errors:
+            return None
+        total, ended, now = own, [], time.time()
+        for worker, raw in entries.items():
+            if worker.decode() == self.bus.me:
+                continue
+            try:
+                entry = json.loads(raw)
+                fresh = now - float(entry["ts"]) <= CLIENTS_FRESH_S
+            except (ValueError, KeyError, TypeError):
+                fresh = False
+            if fresh:
+                total += int(entry["n"])
+            else:
+                ended.append(worker)
+        if ended:
+            try:
+                self.bus._writer.hdel(CLIENTS_KEY, *ended)
+            except self.bus._errors:
+                pass
+        return total
+
+
 class Exporter:
     """One per app: the store section (cached, see StoreSection) and the live-state section (every scrape)."""
 
     def __init__(self, ctx: Any):
         self.ctx = ctx
         self.store_section = StoreSection(ctx.store) if ctx.store is not None else None
+        self.client_counts = ClientCounts(ctx) if getattr(ctx.bus, "kind", "local") == "redis" else None
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
 
@@ -170,8 +227,10 @@ class Exporter:
         in_flight.add_metric([], 1.0 if run and run["status"] == "running" and cur and cur.get("verdict") is None
                              else 0.0)
         yield in_flight
-        clients = GaugeMetricFamily("benchwatch_sse_clients", "Open SSE streams on the worker that answered.")
-        clients.add_metric([], float(self.ctx.hub.stream_count))
+        clients = GaugeMetricFamily("benchwatch_sse_clients", "Open SSE streams, all workers together.")
+        total = self.client_counts.total() if self.client_counts is not None else self.ctx.hub.stream_count
+        if total is not None:  # None: the bus is unreachable and the other workers' counts unknown
+            clients.add_metric([], float(total))
         yield clients
         info = GaugeMetricFamily("benchwatch_run_info", "The run the live view holds (1), by id and status.",
                                  labels=["run_id", "status"])
@@ -188,15 +247,18 @@ def _bounded(pairs: set[tuple[str, str]]) -> set[tuple[str, str]]:
     return pairs if len(pairs) <= MAX_LABEL_SETS else set(sorted(pairs)[:MAX_LABEL_SETS])
 
 
-_make_lock = threading.Lock()
+@bp.record_once
+def _start(setup: Any) -> None:
+    """At registration (create_app, the bus already started): the exporter, and with a Redis bus the posting of
+    this worker's SSE client count."""
+    ext = setup.app.extensions
+    ext["benchwatch.metrics"] = Exporter(ext["benchwatch"])
+    if ext["benchwatch.metrics"].client_counts is not None:
+        ext["benchwatch.metrics"].client_counts.start()
 
 
 def exporter() -> Exporter:
-    ext = current_app.extensions
-    with _make_lock:
-        if "benchwatch.metrics" not in ext:
-            ext["benchwatch.metrics"] = Exporter(ext["benchwatch"])
-        return ext["benchwatch.metrics"]
+    return current_app.extensions["benchwatch.metrics"]
 
 
 @bp.get("/metrics")

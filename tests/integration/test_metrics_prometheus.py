@@ -14,8 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from benchwatch.config import load_config
 from benchwatch.runner import Runner
 from benchwatch.runner.http_sink import HttpSink
+from benchwatch.server import metrics as metrics_mod
 from benchwatch.store import Store
 from tests.integration.live_server import ROOT, TOKEN, LiveServer
+from tests.integration.test_redis_bus import readers_on_both_workers
 from tests.services import prometheus_server, redis_server
 
 pytestmark = pytest.mark.slow
@@ -118,7 +120,7 @@ def scrape(url: str) -> tuple[str, dict[tuple, float]]:
     samples = {}
     for fam in text_string_to_metric_families(r.text):
         for s in fam.samples:
-            if fam.name.startswith(("benchwatch_verdicts", "benchwatch_ttft_seconds")):
+            if fam.name.startswith(("benchwatch_verdicts", "benchwatch_ttft_seconds", "benchwatch_sse_clients")):
                 samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
     return r.headers["x-benchwatch-worker"], samples
 
@@ -142,5 +144,22 @@ def test_two_workers_on_a_redis_bus_answer_the_same_totals(tmp_path, write_confi
             assert a == b, "the workers' /metrics differ"
             verdicts = {dict(k[1])["verdict"]: v for k, v in a.items() if k[0] == "benchwatch_verdicts_total"}
             assert verdicts == {v: float(n) for (_, _, v), n in expected.items()}
+            # SSE streams are held per worker: open some on both, and every scrape counts them all.
+            readers = readers_on_both_workers(srv.url)
+            try:
+                per_worker = {pid: sum(1 for r in readers if r.response_headers.get("x-benchwatch-worker") == pid)
+                              for pid in answers}
+                assert all(per_worker.values()), per_worker
+                time.sleep(metrics_mod.CLIENTS_EVERY_S + 0.5)  # each worker has posted its count since
+                seen: dict[str, float] = {}
+                for _ in range(60):
+                    pid, samples = scrape(srv.url)
+                    seen[pid] = samples[("benchwatch_sse_clients", ())]
+                    if len(seen) == 2:
+                        break
+                assert seen == {pid: float(len(readers)) for pid in answers}, (seen, per_worker)
+            finally:
+                for r in readers:
+                    r.close()
         finally:
             srv.stop()
