@@ -14,6 +14,7 @@ Where each figure comes from (docs/metrics.md has the table and the OpenTelemetr
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
@@ -24,12 +25,14 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from sqlalchemy import and_, case, func, select
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..report.data import VERDICTS
 from ..store import Store
 from ..store import results as results_table
 
 bp = Blueprint("metrics", __name__)
+log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 TOKEN_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
@@ -82,11 +85,15 @@ class StoreSection:
                 return self._body
             self._checked = now
             r = results_table.c
-            with self.store.engine.connect() as c:
-                key = tuple(c.execute(select(func.count(), func.max(r.id))).one())
-            if key != self._key:
-                self._body = generate_latest(_Families(list(self._families(self._query()))))
-                self._key = key
+            try:
+                with self.store.engine.connect() as c:
+                    key = tuple(c.execute(select(func.count(), func.max(r.id))).one())
+                if key != self._key:
+                    self._body = generate_latest(_Families(list(self._families(self._query()))))
+                    self._key = key
+            except SQLAlchemyError as exc:  # the store unreachable: serve the live figures, leave these out
+                log.warning("/metrics: the store's figures left out: %s", exc)
+                self._key, self._body = None, b""
             return self._body
 
     def _query(self) -> dict[str, Any]:

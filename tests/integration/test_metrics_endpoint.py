@@ -4,6 +4,7 @@ bounded labels (no task ids), tasks in flight, and run info."""
 from __future__ import annotations
 
 import time
+from pathlib import Path
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -164,3 +165,15 @@ def test_a_result_stored_after_a_scrape_is_in_the_next_one(served, monkeypatch):
     row.pop("id")
     store.add_result(row)
     assert passes() == before + 1
+
+
+def test_a_store_gone_away_leaves_its_figures_out_and_the_rest_answers(served, monkeypatch):
+    app, store, _ = served
+    monkeypatch.setattr(metrics_mod, "CACHE_S", 0)
+    families(app)
+    store.engine.dispose()
+    (Path(store.url.removeprefix("sqlite:///"))).unlink()  # the database file is gone...
+    Path(store.url.removeprefix("sqlite:///")).mkdir()  # ...and a directory sits where it was: unopenable
+    text, fams = families(app)
+    assert "benchwatch_verdicts" not in fams and "benchwatch_ttft_seconds" not in fams
+    assert fams["benchwatch_tasks_in_flight"].samples[0].value == 0
