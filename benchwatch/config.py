@@ -59,6 +59,26 @@ class ModelConfig(_Strict):
     keep_alive: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
     judge_only: bool = Field(default=False, description="only grades answers (llm_judge's judge): not benchmarked")
+    metrics_url: str | None = Field(default=None, description="the model server's Prometheus /metrics (vLLM, "
+                                    "SGLang, TGI, llama.cpp --metrics): polled at 1 Hz by the server while this "
+                                    "model runs")
+    metrics_kind: Literal["auto", "vllm", "sglang", "tgi", "llamacpp", "generic"] = Field(
+        default="auto", description="which server's metric names to read (auto: told from the names)")
+    metrics_names: dict[str, str] = Field(default_factory=dict, description="generic: field -> metric name "
+                                          "(running, waiting, kv_cache_ratio, ttft_histogram, itl_histogram)")
+
+    @field_validator("metrics_url")
+    @classmethod
+    def _http_url(cls, v: str | None) -> str | None:
+        if v and not v.startswith(("http://", "https://")):
+            raise ValueError("expected an http:// or https:// URL of the model server's /metrics")
+        return v or None
+
+    @model_validator(mode="after")
+    def _generic_names(self) -> "ModelConfig":
+        from .telemetry.model_server import check_names  # one list of the fields, beside the mappings
+        check_names(self.metrics_kind, self.metrics_names)
+        return self
 
     @property
     def remote_name(self) -> str:

@@ -153,6 +153,8 @@ class Telemetry(_Event):
     gpu_temp_c: float | None = None
     tps: float | None = None
     unavailable: dict[str, str] = Field(default_factory=dict, description="metric -> reason it is None")
+    model_server: dict[str, Any] | None = Field(default=None, description="the running model's server metrics "
+                                                "(telemetry/model_server.py), None when it has no metrics_url")
 
 
 Event = Annotated[

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine,
-                        event, func, insert, select, update)
+                        event, func, insert, inspect, select, text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -72,6 +72,7 @@ telemetry = Table(
     Column("gpu_temp_c", Float),
     Column("tps", Float),
     Column("unavailable", JSON),
+    Column("model_server", JSON),  # the running model's own server metrics (telemetry/model_server.py)
 )
 
 RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
@@ -94,6 +95,7 @@ class Store:
             # Another opener (a second server worker, a runner) created the tables between our existence check
             # and our CREATE. Check again: now they exist. A real failure raises again here.
             metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     # ---- runs
     def create_run(self, config: dict[str, Any], config_path: str | None, host: dict[str, Any] | None = None,
@@ -180,6 +182,24 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """A store made by an older benchwatch lacks the nullable columns added since: add them (create_all only
+    creates missing tables). Another opener adding the same column at the same time is not an error."""
+    inspector = inspect(engine)
+    for table in metadata.sorted_tables:
+        have = {c["name"] for c in inspector.get_columns(table.name)}
+        for column in table.columns:
+            if column.name in have or not column.nullable or column.primary_key:
+                continue
+            kind = column.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as c:
+                    c.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{column.name}" {kind}'))
+            except DBAPIError:
+                if column.name not in {c["name"] for c in inspect(engine).get_columns(table.name)}:
+                    raise
 
 
 def _resolve_sqlite(url: str, base_dir: Path | None) -> str:

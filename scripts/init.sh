@@ -18,8 +18,8 @@ quiet() {
 
 # 1. Debian packages: Chromium for the browser tests and screenshots (never a downloaded browser), npm
 #    for the monitor's front-end packages and bubblewrap for the code sandbox (docs/sandbox.md), each only
-#    when missing. `--for-tests` (scripts/test.sh) adds the
-#    servers the scale-out tests start on loopback: PostgreSQL and Redis. The tests start their own throw-away
+#    when missing. `--for-tests` (scripts/test.sh) adds the servers the scale-out tests start on loopback:
+#    PostgreSQL and Redis, and Prometheus for the /metrics test. The tests start their own throw-away
 #    servers, so the packages' services are kept from starting while they install (policy-rc.d says no).
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
@@ -28,6 +28,7 @@ command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
 if [ "${1:-}" = "--for-tests" ]; then
   ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || need+=(postgresql)
   command -v redis-server >/dev/null 2>&1 || need+=(redis-server)
+  command -v prometheus >/dev/null 2>&1 || need+=(prometheus)
 fi
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then

@@ -109,3 +109,32 @@ def redis_server(tmp: Path) -> Iterator[RedisServer]:
         yield srv
     finally:
         srv.stop()
+
+
+@contextmanager
+def prometheus_server(tmp: Path, targets: list[str], interval_s: float = 1.0) -> Iterator[str]:
+    """Debian's `prometheus` on a free loopback port with its own scrape config and data directory, scraping
+    `targets` (host:port) at `interval_s`; yields its base URL (query it through /api/v1/...)."""
+    if shutil.which("prometheus") is None:
+        raise RuntimeError("prometheus is not installed: run scripts/init.sh --for-tests")
+    top = tmp / "prometheus"
+    (top / "data").mkdir(parents=True)
+    config, log = top / "prometheus.yml", top / "prometheus.log"
+    config.write_text(
+        "global:\n"
+        f"  scrape_interval: {interval_s:g}s\n"
+        f"  scrape_timeout: {interval_s:g}s\n"
+        "scrape_configs:\n"
+        "  - job_name: benchwatch\n"
+        "    static_configs:\n"
+        f"      - targets: [{', '.join(repr(t) for t in targets)}]\n")
+    port = free_port()
+    with open(log, "a") as out:
+        proc = subprocess.Popen(["prometheus", f"--config.file={config}", f"--storage.tsdb.path={top / 'data'}",
+                                 f"--web.listen-address=127.0.0.1:{port}", "--storage.tsdb.retention.time=1h"],
+                                stdout=out, stderr=subprocess.STDOUT)
+    try:
+        _wait_port(port, proc, "prometheus", log)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        stop_process(proc)

@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 
 from ..store import Store
 from ..store import results as results_table
+from .model_server import model_server_report
 from .stats import percentile, wilson
 
 VERDICTS = ("PASS", "FAIL", "ERROR")
@@ -167,6 +168,7 @@ class ReportData:
     telemetry: dict[str, Any]
     boundaries: list[dict[str, Any]]
     problems: list[dict[str, Any]]
+    model_server: dict[str, Any] = field(default_factory=lambda: {"present": False})
 
     @property
     def run_id(self) -> str:
@@ -184,6 +186,7 @@ class ReportData:
             "telemetry_series": [{"key": c, "label": label, "unit": unit} for c, label, unit in TELEMETRY_SERIES],
             "boundaries": self.boundaries,
             "run_span": self.span_ms(),
+            "model_server": self.model_server,
         }
 
     def span_ms(self) -> list[float]:
@@ -209,9 +212,10 @@ def load_report(store: Store, run_id: str) -> ReportData:
 
     figures = rows + judge_rows(rows)
     matrix = pass_matrix(run, figures)
+    samples = store.telemetry(run_id)
     return ReportData(run=run, rows=rows, matrix=matrix, dists=distributions(matrix.models, figures),
-                      telemetry=telemetry_data(store.telemetry(run_id)), boundaries=task_boundaries(rows),
-                      problems=problem_rows(rows))
+                      telemetry=telemetry_data(samples), boundaries=task_boundaries(rows),
+                      problems=problem_rows(rows), model_server=model_server_report(samples, rows))
 
 
 # ---- compare

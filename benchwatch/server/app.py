@@ -84,7 +84,7 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
 
 def _register_blueprints(app: Flask) -> None:
     """Every route group, in one place."""
-    from . import api, ingest, static, stream
+    from . import api, ingest, metrics, static, stream
     from ..report import routes as reports
-    for module in (static, ingest, stream, api, reports):
+    for module in (static, ingest, stream, api, reports, metrics):
         app.register_blueprint(module.bp)

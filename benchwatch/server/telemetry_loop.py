@@ -25,6 +25,10 @@ class TelemetryLoop:
             from ..telemetry import HostSampler
             sampler = HostSampler()
         self.sampler = sampler
+        # The running model's own /metrics, when its config names one (docs/metrics.md: why here). Made at the
+        # first such model: a server that never scrapes doesn't import the HTTP client and the parser at start.
+        self.model_server: Any = None
+        self._scraped_model: str | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.samples = 0
@@ -72,6 +76,20 @@ class TelemetryLoop:
             return speed["tps"], None
         return 0.0, None  # cooling, thinking or evaluating: no visible tokens flow right now
 
+    def _model_server_sample(self) -> dict[str, Any] | None:
+        from ..telemetry.model_server import active_target
+        target = active_target(self.hub.state)
+        model = target["model"] if target else None
+        if model != self._scraped_model and self.model_server is not None:  # another model (or none) runs now:
+            self.model_server.forget()  # its intervals start afresh
+        self._scraped_model = model
+        if target is None:
+            return None
+        if self.model_server is None:
+            from ..telemetry.model_server import ModelServerScraper
+            self.model_server = ModelServerScraper(timeout_s=min(0.8 * self.interval_s, 2.0))
+        return self.model_server.sample(target["model"], target["url"], target["kind"], target["names"])
+
     def tick(self) -> ev.Telemetry | None:
         if self.bus is not None and not self.bus.holds_sampler():
             return None  # another worker samples this bus
@@ -84,6 +102,7 @@ class TelemetryLoop:
         active = run["id"] if run is not None and run["status"] == "running" else None
         self._seq += 1
         event = ev.Telemetry(run_id=active or HOST_RUN_ID, seq=self._seq, tps=tps, unavailable=unavailable,
+                             model_server=self._model_server_sample(),
                              **{k: values.get(k) for k in ("cpu_pct", "fds", "disk_mbps", "gpu_pct", "gpu_temp_c")})
         if self.bus is not None:
             try:

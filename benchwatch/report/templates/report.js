@@ -198,11 +198,50 @@
     });
   }
 
+  // The model server's own metrics (report/model_server.py) on the run's time axis, with each answered task's
+  // client-measured first token as a dot beside the server's per-interval TTFT.
+  function modelServerChart() {
+    var el = document.getElementById("chart-model-server");
+    var ms = data.model_server;
+    if (!el || !ms || !ms.present) return;
+    var span = data.run_span;
+    var line = function (key, grid, yAxis, color) {
+      return { name: ms.labels[key].label, type: "line", data: ms.series[key], xAxisIndex: grid, yAxisIndex: yAxis,
+               showSymbol: false, connectNulls: false, lineStyle: { width: 1.6 }, itemStyle: { color: color } };
+    };
+    var timeAxis = function (grid) {
+      return { type: "time", gridIndex: grid, min: span[0], max: span[1], axisLabel: { show: grid === 1, hideOverlap: true } };
+    };
+    make(el, {
+      tooltip: { trigger: "item", formatter: function (p) {
+        var model = p.value.length > 2 ? " · " + esc(String(p.value[2])) : "";
+        return esc(p.seriesName) + model + ": <b>" + fmt(p.value[1]) + "</b><br>" + esc(new Date(p.value[0]).toLocaleTimeString());
+      } },
+      legend: { top: 2, type: "scroll" },
+      axisPointer: { link: [{ xAxisIndex: "all" }] },
+      grid: [{ left: 46, right: 46, top: 44, height: "26%" }, { left: 46, right: 46, top: "46%", bottom: 64 }],
+      xAxis: [timeAxis(0), timeAxis(1)],
+      yAxis: [
+        { type: "value", gridIndex: 0, name: "requests", min: 0, minInterval: 1, splitLine: { lineStyle: { opacity: 0.4 } } },
+        { type: "value", gridIndex: 0, name: "KV %", min: 0, max: 100, position: "right", splitLine: { show: false } },
+        { type: "value", gridIndex: 1, name: "ms", min: 0, splitLine: { lineStyle: { opacity: 0.4 } } }
+      ],
+      dataZoom: [{ type: "inside", xAxisIndex: [0, 1] }, { type: "slider", xAxisIndex: [0, 1], bottom: 8, height: 22 }],
+      series: [
+        line("running", 0, 0, "#2f6fdf"), line("waiting", 0, 0, "#e8590c"), line("kv_cache_pct", 0, 1, "#7c5cd6"),
+        line("ttft_s", 1, 2, "#12a4b8"), line("itl_s", 1, 2, "#a07400"),
+        { name: "Client first token", type: "scatter", data: ms.client_ttft, xAxisIndex: 1, yAxisIndex: 2,
+          symbolSize: 5, itemStyle: { color: "#d6453d", opacity: 0.7 } }
+      ]
+    });
+  }
+
   function draw() {
     charts.forEach(function (c) { c.dispose(); });
     charts = [];
     data.metrics.forEach(distributionChart);
     telemetryChart();
+    modelServerChart();
     document.body.setAttribute("data-charts", String(charts.length));
   }
 

@@ -2,6 +2,7 @@
 // Rendering happens at most once per animation frame, touching only the parts whose state changed.
 import { connect } from "./stream.js";
 import { Charts } from "./charts.js";
+import { ServerCharts } from "./server_charts.js";
 import { renderModels, renderDatasets, TaskGrid } from "./grids.js";
 import { renderServer, renderProgress, renderTask, StreamCard } from "./cards.js";
 
@@ -64,6 +65,7 @@ function main() {
   setupHeaderToggle();
   setupGridToggles();
   const charts = new Charts($("#charts"), $("#chart-toggles"), $("#echarts-missing"));
+  const serverCharts = new ServerCharts($("#charts"), $("#chart-toggles"));
   const taskGrid = new TaskGrid($("#pills-tasks"));
   const streamCard = new StreamCard($("#stream-card"));
   const cards = { server: $("#card-server"), progress: $("#card-progress"), task: $("#card-task") };
@@ -72,6 +74,10 @@ function main() {
     const has = (k) => !dirty || dirty.keys.has(k);
     if (has("run") || has("server") || has("tasks")) renderRun(state);
     if (has("telemetry")) charts.update(state.telemetry);
+    if (has("telemetry") || has("run")) {
+      const models = (state.run && state.run.config && state.run.config.models) || [];
+      serverCharts.update(state.telemetry, models.some((m) => m && m.metrics_url));
+    }
     if (has("models")) renderModels($("#pills-models"), state.models);
     if (has("datasets")) renderDatasets($("#pills-datasets"), state.datasets);
     if (has("tasks") || has("current") || has("run")) taskGrid.render(state.tasks, state.current, dirty);
