@@ -148,3 +148,10 @@ def load_config(path: str | Path) -> Config:
     cfg = parse_config(raw, str(p))
     cfg._path = p.resolve()
     return cfg
+
+
+def default_config(source: str = "<defaults>") -> Config:
+    """The config of a command started without a config file (`serve`, `results`, `report`...): every default,
+    the default store, and a placeholder model and dataset (the schema requires one of each)."""
+    return parse_config({"models": [{"name": "-", "backend": "scripted"}],
+                         "datasets": [{"name": "-", "source": "builtin:facts"}]}, source)

@@ -139,13 +139,15 @@ class Runner:
             host = {"hostname": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()}
             self.run_id = self.store.create_run(self.cfg.model_dump(mode="json"), self.config_path, host)
-        self.emit(ev.RunStarted,
-                  models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.models],
-                  datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
-                            for d, ts in datasets],
-                  cooling_s=self.cfg.runner.cooling_s, resumed=bool(resume_run_id),
-                  done=[ev.DoneTask(model=m, dataset=d, task_id=t, verdict=v) for (m, d, t), v in done.items()],
-                  config=self.cfg.model_dump(mode="json"))
+        plan = ev.RunPlan(models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.models],
+                          datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
+                                    for d, ts in datasets],
+                          cooling_s=self.cfg.runner.cooling_s)
+        self.store.save_plan(self.run_id, plan)  # stored with the run: a restarted server rebuilds from it
+        self._seq += 1
+        self.out.emit(plan.run_started(
+            self.run_id, self._seq, resumed=bool(resume_run_id), config=self.cfg.model_dump(mode="json"),
+            done=[ev.DoneTask(model=m, dataset=d, task_id=t, verdict=v) for (m, d, t), v in done.items()]))
         status, detail = "finished", ""
         try:
             for ordinal, mcfg in enumerate(self.cfg.models, start=1):
