@@ -239,7 +239,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 def cmd_schema(args: argparse.Namespace) -> int:
     from .schema import json_schema
 
-    print(json.dumps(json_schema(args.name), indent=2, ensure_ascii=False))
+    try:
+        print(json.dumps(json_schema(args.name), indent=2, ensure_ascii=False), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return 0
 
 

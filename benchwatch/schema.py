@@ -16,10 +16,10 @@ def json_schema(name: str) -> dict[str, Any]:
     """The JSON Schema (draft 2020-12) of "state" or "events"; ValueError for any other name."""
     if name == "state":
         schema = LiveState.model_json_schema(by_alias=True)
-        title = "benchwatch live state (the SSE snapshot, kept current by patches)"
     elif name == "events":
-        schema = TypeAdapter(Event).json_schema(by_alias=True)
-        title = f"benchwatch event (contract v{CONTRACT_VERSION}): one of the types below"
+        schema = {"title": f"Event (contract v{CONTRACT_VERSION})",
+                  "description": "One event a runner posts (a JSON list of them per batch), chosen by `type`.",
+                  **TypeAdapter(Event).json_schema(by_alias=True)}
     else:
         raise ValueError(f"unknown schema {name!r}; expected one of {', '.join(NAMES)}")
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", "title": title, **schema}
+    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}

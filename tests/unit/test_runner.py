@@ -94,6 +94,9 @@ def test_stage_times_ttft_and_tokens_per_second(tmp_path):
     assert stages == ["cooling", "thinking", "streaming", "evaluating", "done"]
     seqs = [e.seq for e in sink.events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    # The plan it sent is stored with the run, for a restarted server to rebuild from.
+    assert store.get_plan(outcome.run_id) == sink.events[0].plan()
+    assert [d.task_ids for d in store.get_plan(outcome.run_id).datasets] == [["arith-01"]]
 
 
 def test_error_is_retried_and_each_attempt_is_a_row(tmp_path):
