@@ -1,8 +1,11 @@
-"""The config schema (one source of truth for config.yaml) and its loader with readable errors."""
+"""The config schema (one source of truth for config.yaml) and its loader with readable errors.
+
+The names a config may use for a backend, an evaluator or a dataset source, and the options a backend reads
+itself, come from their registries (benchwatch/registry.py), looked up when a config is validated."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -48,7 +51,7 @@ class RunnerConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
-    backend: Literal["embedded", "ollama", "openai", "reference", "scripted"]
+    backend: str = Field(description="a registered backend: embedded, ollama, openai, reference, scripted")
     base_url: str | None = None
     model: str | None = Field(default=None, description="model name at the backend (default: name)")
     gguf: str | None = Field(default=None, description="embedded: path to a GGUF (default: SmolLM2-135M)")
@@ -58,6 +61,18 @@ class ModelConfig(_Strict):
     think: bool | None = None
     keep_alive: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        from .backends.base import BACKENDS  # imported here: backends import this module
+        return BACKENDS.check_name(v)
+
+    @model_validator(mode="after")
+    def _backend_options(self) -> "ModelConfig":
+        from .backends.base import BACKENDS
+        BACKENDS.check_options(self.backend, self.options)
+        return self
 
     @property
     def remote_name(self) -> str:
@@ -72,6 +87,21 @@ class DatasetConfig(_Strict):
     ids: list[str] | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="evaluator options")
     system_prompt: str | None = None
+
+    @field_validator("evaluator")
+    @classmethod
+    def _known_evaluator(cls, v: str) -> str:
+        from .evaluators import EVALUATORS  # imported here: evaluators import this module
+        return EVALUATORS.check_name(v)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        from .datasets import SOURCES, loader_for
+        if loader_for(v) is None:
+            raise ValueError(f"unknown source {v!r}: use builtin:NAME, a .jsonl path, or one of "
+                             f"{', '.join(SOURCES.names())}")
+        return v
 
 
 class Config(_Strict):

@@ -1,14 +1,16 @@
 """Evaluators turn (task, response) into a verdict with its detail.
 
 PASS / FAIL is the model's verdict; ERROR is for the harness or backend failing (the runner sets it).
-Each evaluator is registered by name; `get_evaluator(name, options)` builds one from the config.
+Each evaluator registers itself by name where it is written (`@register("numeric")`, the EVALUATORS registry of
+benchwatch/registry.py); `get_evaluator(name, options)` builds one from the config.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any, Protocol
 
 from ..datasets import Task
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -31,40 +33,24 @@ class EvaluatorError(ValueError):
     pass
 
 
-_REGISTRY: dict[str, Callable[[dict[str, Any]], Evaluator]] = {}
-
-
-def register(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        _REGISTRY[name] = cls
-        cls.name = name
-        return cls
-    return wrap
+# The built-in evaluator modules register themselves when the registry first looks a name up (imported then,
+# not here: they import this module).
+EVALUATORS: Registry[type] = Registry("evaluator", builtins=(
+    "benchwatch.evaluators.text", "benchwatch.evaluators.numeric", "benchwatch.evaluators.extractive_qa",
+    "benchwatch.evaluators.code_execution"))
+register = EVALUATORS.register
 
 
 def get_evaluator(name: str, options: dict[str, Any] | None = None) -> Evaluator:
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise EvaluatorError(f"unknown evaluator {name!r}; available: {sorted(_REGISTRY)}")
     try:
-        return _REGISTRY[name](dict(options or {}))
+        cls = EVALUATORS.get(name)
+    except KeyError as exc:
+        raise EvaluatorError(exc.args[0]) from None
+    try:
+        return cls(dict(options or {}))
     except TypeError as exc:
         raise EvaluatorError(f"evaluator {name!r}: bad options {options}: {exc}") from None
 
 
 def available() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    # Imported lazily so each evaluator module registers itself without import cycles.
-    from . import text, numeric  # noqa: F401
-    try:
-        from . import extractive_qa  # noqa: F401
-    except ImportError:
-        pass
-    try:
-        from . import code_execution  # noqa: F401
-    except ImportError:
-        pass
+    return EVALUATORS.names()

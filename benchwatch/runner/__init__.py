@@ -181,8 +181,6 @@ class Runner:
                 backend = None
                 self._set_backend_state(mcfg.name, "disconnected", str(exc))
             if backend is not None:
-                if hasattr(backend, "connect_timeout_s"):  # remote backends check their server under this limit
-                    backend.connect_timeout_s = self.cfg.runner.connect_timeout_s  # type: ignore[attr-defined]
                 self._check_connection(mcfg.name, backend)
             for dcfg, tasks in datasets:
                 self.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=[t.id for t in tasks])
@@ -205,7 +203,7 @@ class Runner:
 
     def _check_connection(self, model: str, backend: Backend) -> tuple[str, str]:
         try:
-            state, detail = backend.connect()
+            state, detail = backend.connect(self.cfg.runner.connect_timeout_s)
         except BackendError as exc:
             state, detail = "disconnected", str(exc)
         self._set_backend_state(model, state, detail)
@@ -263,8 +261,7 @@ class Runner:
                 state, detail = self._check_connection(mcfg.name, backend)
                 if state == "disconnected":
                     raise BackendUnavailable(detail)
-            if hasattr(backend, "set_task"):  # backends answering from the task itself (reference)
-                backend.set_task(task)  # type: ignore[attr-defined]
+            backend.set_task(task)  # a backend answering from the task itself (reference) keeps it
             stage("thinking")
             self._generate(backend, messages, rec, at, stage)
             stage("evaluating")

@@ -5,7 +5,7 @@ from typing import Iterator
 
 import pytest
 
-from benchwatch.backends import BackendError, Stats, Text
+from benchwatch.backends import Backend, BackendError, Stats, Text
 from benchwatch.config import parse_config
 from benchwatch.runner import Runner
 from benchwatch.runner.sinks import MemorySink
@@ -21,14 +21,14 @@ class FakeClock:
         return self.t
 
 
-class TimedBackend:
+class TimedBackend(Backend):
     """Stand-in backend: each script item is (seconds to wait, Text|Stats|Exception)."""
 
     def __init__(self, cfg, clock: FakeClock, script):
         self.cfg, self.clock, self.script = cfg, clock, script
         self.calls = 0
 
-    def connect(self):
+    def connect(self, timeout_s):
         return "connected", "stand-in"
 
     def render_prompt(self, messages):
