@@ -69,6 +69,22 @@ class RebuildingFold:
             pending.append(e)
         return changed + self.hub.fold(pending)
 
+    def rebuild_running(self) -> str | None:
+        """At start: when the store's latest run is still running (this server went down while it ran), show it
+        at once, rebuilt from the store, rather than wait for the runner's next event. Returns its id."""
+        if self.store is None:
+            return None
+        try:
+            run_id = self.store.latest_run_id()
+            run = self.store.get_run(run_id) if run_id else None
+            if run is None or run["status"] != "running":
+                return None
+            self._rebuild(run_id)  # type: ignore[arg-type]
+        except Exception:  # the store unreachable at start: serve anyway, the next event tries again
+            log.exception("could not rebuild the running run from the store at start")
+            return None
+        return run_id
+
     def _foreign(self, e: Event) -> bool:
         return e.type not in ("run_started", "telemetry") and self.hub.run_id() != e.run_id
 
