@@ -89,7 +89,7 @@ class RebuildingFold:
         return e.type not in ("run_started", "telemetry") and self.hub.run_id() != e.run_id
 
     def _rebuild(self, run_id: str) -> None:
-        new = rebuilt_state(self.store, run_id, self.hub.state)  # type: ignore[arg-type]
+        new = rebuilt_state(self.store, run_id, self.hub.snapshot()[0])  # type: ignore[arg-type]
         if new is not None:
             log.info("rebuilt the state of run %s from the store", run_id)
             self.hub.reset(new)
