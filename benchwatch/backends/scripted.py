@@ -6,7 +6,7 @@ fail_times (raise BackendError on the first N calls), chunk: characters per stre
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Iterator
 
 from pydantic import BaseModel, ConfigDict, Field
 
