@@ -11,8 +11,8 @@ from typing import Any, Callable
 
 from rich.console import Console
 
-from . import __version__
-from .config import Config, ConfigError, ServerConfig, load_config, parse_config
+from . import __version__, endpoints
+from .config import Config, ConfigError, ServerConfig, default_config, load_config, parse_config
 
 DEFAULT_CONFIG = "config.yaml"
 err = Console(stderr=True)
@@ -33,8 +33,7 @@ def _config(args: argparse.Namespace, required: bool = True) -> Config:
     path = Path(args.config)
     if not path.exists() and not required:
         # Commands that only read the store can work without a config: the default store.
-        return parse_config({"models": [{"name": "-", "backend": "scripted"}],
-                             "datasets": [{"name": "-", "source": "builtin:facts"}]}, "<defaults>")
+        return default_config()
     return load_config(path)
 
 
@@ -102,7 +101,7 @@ def _publisher(cfg: Config, args: argparse.Namespace) -> Any:
         if not args.no_publish:
             err.print(f"[dim]live monitor: not publishing (set ${cfg.server.token_env} to publish to {url})[/]")
         return None
-    err.print(f"live monitor: publishing events to {url}  (page: {url.rstrip('/')}/docs/benchmark_monitor.html)")
+    err.print(f"live monitor: publishing events to {url}  (page: {url.rstrip('/')}{endpoints.MONITOR})")
     return HttpSink(url, token)
 
 
@@ -236,6 +235,18 @@ def cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+@command("schema")
+def cmd_schema(args: argparse.Namespace) -> int:
+    from .schema import json_schema
+
+    try:
+        print(json.dumps(json_schema(args.name), indent=2, ensure_ascii=False), flush=True)
+    except BrokenPipeError:  # `| head`: the reader has what it wanted
+        import os
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return 0
+
+
 @command("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
     from .runner.display import TerminalDisplay
@@ -329,6 +340,11 @@ def build_parser() -> argparse.ArgumentParser:
     dm.add_argument("--delay", type=float, default=2.0, metavar="S",
                     help="seconds between printing the URL and starting the run (default 2)")
     dm.add_argument("--log-dir", default="log", metavar="DIR", help="server log folder (default: log)")
+
+    sc = sub.add_parser("schema", help="print the JSON Schema of the live state or of the events",
+                        description="Print a JSON Schema: 'state' is what the monitor page sees (the SSE snapshot "
+                                    "and GET /api/benchmark/state), 'events' what a runner posts to the server.")
+    sc.add_argument("name", choices=("state", "events"), help="state or events")
 
     return p
 

@@ -1,4 +1,7 @@
-"""The config schema (one source of truth for config.yaml) and its loader with readable errors."""
+"""The config schema (one source of truth for config.yaml) and its loader with readable errors.
+
+The names a config may use for a backend, an evaluator or a dataset source, and the options a backend reads
+itself, come from their registries (benchwatch/registry.py), looked up when a config is validated."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +51,7 @@ class RunnerConfig(_Strict):
 
 class ModelConfig(_Strict):
     name: str = Field(min_length=1)
-    backend: Literal["embedded", "ollama", "openai", "reference", "scripted"]
+    backend: str = Field(description="a registered backend: embedded, ollama, openai, reference, scripted")
     base_url: str | None = None
     model: str | None = Field(default=None, description="model name at the backend (default: name)")
     gguf: str | None = Field(default=None, description="embedded: path to a GGUF (default: SmolLM2-135M)")
@@ -78,6 +81,18 @@ class ModelConfig(_Strict):
     def _generic_names(self) -> "ModelConfig":
         from .telemetry.model_server import check_names  # one list of the fields, beside the mappings
         check_names(self.metrics_kind, self.metrics_names)
+        return self
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str) -> str:
+        from .backends.base import BACKENDS  # imported here: backends import this module
+        return BACKENDS.check_name(v)
+
+    @model_validator(mode="after")
+    def _backend_options(self) -> "ModelConfig":
+        from .backends.base import BACKENDS
+        BACKENDS.check_options(self.backend, self.options)
         return self
 
     @property
@@ -127,6 +142,21 @@ class DatasetConfig(_Strict):
         if stated and not self.source.startswith("hf:"):
             raise ValueError(f"field(s) {stated} apply to hf: sources only (source is {self.source!r})")
         return self
+
+    @field_validator("evaluator")
+    @classmethod
+    def _known_evaluator(cls, v: str) -> str:
+        from .evaluators import EVALUATORS  # imported here: evaluators import this module
+        return EVALUATORS.check_name(v)
+
+    @field_validator("source")
+    @classmethod
+    def _known_source(cls, v: str) -> str:
+        from .datasets import SOURCES, loader_for
+        if loader_for(v) is None:
+            raise ValueError(f"unknown source {v!r}: use builtin:NAME, a .jsonl path, or one of "
+                             f"{', '.join(SOURCES.names())}")
+        return v
 
 
 class Config(_Strict):
@@ -213,3 +243,10 @@ def load_config(path: str | Path) -> Config:
     cfg = parse_config(raw, str(p))
     cfg._path = p.resolve()
     return cfg
+
+
+def default_config(source: str = "<defaults>") -> Config:
+    """The config of a command started without a config file (`serve`, `results`, `report`...): every default,
+    the default store, and a placeholder model and dataset (the schema requires one of each)."""
+    return parse_config({"models": [{"name": "-", "backend": "scripted"}],
+                         "datasets": [{"name": "-", "source": "builtin:facts"}]}, source)

@@ -1,14 +1,15 @@
-"""The event contract: every event that crosses a boundary (runner -> sinks -> server -> page).
+"""The event contract: every event that crosses a boundary (runner -> sinks -> server; the sampler -> server).
 
-Runner, server, store and tests import these classes; nothing else declares an event's shape.
+Runner, server, store and tests import these classes; nothing else declares an event's shape. Events stop at the
+server: it folds them through the reducer (state.py), and the page sees that state, never an event.
 Every event carries the contract version `v`, the `run_id`, a per-run monotonic `seq` and a wall-clock `ts`.
 """
 from __future__ import annotations
 
 import time
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any, Literal, NamedTuple, Union
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 CONTRACT_VERSION = 1
 
@@ -58,6 +59,22 @@ class DoneTask(BaseModel):
     verdict: Verdict
 
 
+class RunPlan(BaseModel):
+    """What a run will do: its models, its datasets and their task ids, as the runner sends them in run_started.
+    The store keeps it with the run, so a restarted server rebuilds the run from the store alone."""
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    models: list[PlanModel]
+    datasets: list[PlanDataset]
+    cooling_s: float = 0.0
+
+    def run_started(self, run_id: str, seq: int, done: list[DoneTask], resumed: bool = False,
+                    ts: float | None = None, config: dict[str, Any] | None = None) -> "RunStarted":
+        """The run_started event for this plan (the runner's and the rebuild's: one place builds it)."""
+        return RunStarted(run_id=run_id, seq=seq, models=self.models, datasets=self.datasets,
+                          cooling_s=self.cooling_s, resumed=resumed, done=done, config=config or {},
+                          **({"ts": ts} if ts is not None else {}))
+
+
 class RunStarted(_Event):
     type: Literal["run_started"] = "run_started"
     models: list[PlanModel]
@@ -65,7 +82,11 @@ class RunStarted(_Event):
     cooling_s: float = 0.0
     resumed: bool = False
     done: list[DoneTask] = Field(default_factory=list)
-    config: dict[str, Any] = Field(default_factory=dict)
+    config: dict[str, Any] = Field(default_factory=dict, description="the run's config (for the record; the "
+                                   "store keeps it with the run, the live state does not carry it)")
+
+    def plan(self) -> RunPlan:
+        return RunPlan(models=self.models, datasets=self.datasets, cooling_s=self.cooling_s)
 
 
 class ModelStarted(_Event):
@@ -143,18 +164,40 @@ class RunFinished(_Event):
     detail: str = ""
 
 
-class Telemetry(_Event):
+class TelemetryMetric(NamedTuple):
+    key: str
+    label: str
+    unit: str
+    digits: int  # decimals the page shows
+    kind: type  # float or int
+    source: Literal["host", "run"]  # host: read by the sampler; run: the run's own streaming speed
+
+
+# The one list of telemetry metrics: the Telemetry event's fields, the store's telemetry columns, the sampler,
+# the report's charts and the page's charts (sent in the live state) all come from here, in this order.
+TELEMETRY_METRICS: tuple[TelemetryMetric, ...] = (
+    TelemetryMetric("tps", "TPS", "tokens/s", 1, float, "run"),
+    TelemetryMetric("fds", "FD", "open FDs", 0, int, "host"),
+    TelemetryMetric("cpu_pct", "CPU", "%", 0, float, "host"),
+    TelemetryMetric("disk_mbps", "Disk", "MB/s", 2, float, "host"),
+    TelemetryMetric("gpu_pct", "GPU", "%", 0, float, "host"),
+    TelemetryMetric("gpu_temp_c", "Temp", "°C", 0, float, "host"),
+)
+HOST_METRICS: tuple[str, ...] = tuple(m.key for m in TELEMETRY_METRICS if m.source == "host")
+
+
+class _TelemetryBase(_Event):
     """One host sample (server side, 1 Hz). A metric that can't be read is None with its reason."""
     type: Literal["telemetry"] = "telemetry"
-    cpu_pct: float | None = None
-    fds: int | None = None
-    disk_mbps: float | None = None
-    gpu_pct: float | None = None
-    gpu_temp_c: float | None = None
-    tps: float | None = None
     unavailable: dict[str, str] = Field(default_factory=dict, description="metric -> reason it is None")
     model_server: dict[str, Any] | None = Field(default=None, description="the running model's server metrics "
                                                 "(telemetry/model_server.py), None when it has no metrics_url")
+
+
+Telemetry = create_model(  # one optional field per metric of TELEMETRY_METRICS
+    "Telemetry", __base__=_TelemetryBase, __doc__=_TelemetryBase.__doc__,
+    **{m.key: (m.kind | None, Field(default=None, description=f"{m.label} ({m.unit})"))  # type: ignore[call-overload]
+       for m in TELEMETRY_METRICS})
 
 
 Event = Annotated[

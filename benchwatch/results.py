@@ -1,11 +1,13 @@
-"""Reading results back: the per-attempt JSON view and the summary table (terminal)."""
+"""Reading results back: the per-attempt JSON view and the summary table (terminal), counted by the rules of
+benchwatch/counting.py."""
 from __future__ import annotations
 
-import statistics
-from typing import Any, Iterable
+from typing import Any
 
 from rich import box
 from rich.table import Table
+
+from . import counting
 
 RESULT_JSON_FIELDS = ("run_id", "model", "backend", "dataset", "task_id", "attempt", "verdict", "final",
                       "ttft_ms", "first_token_ms", "tokens_per_s", "latency_ms", "prompt_tokens",
@@ -20,18 +22,13 @@ def result_json(row: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _median(values: Iterable[float | None]) -> float | None:
-    vals = [v for v in values if v is not None]
-    return statistics.median(vals) if vals else None
-
-
 def _fmt(v: float | None, unit: str = "", digits: int = 0) -> str:
     return "–" if v is None else f"{v:.{digits}f}{unit}"
 
 
 def summary_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     """Final verdicts per model x dataset with pass rate and median TTFT / tokens/s / latency."""
-    table = Table(title=title or None, caption="TTFT, tok/s and latency (lat): medians over final attempts",
+    table = Table(title=title or None, caption="TTFT, tok/s and latency (lat): medians over final PASS/FAIL attempts",
                   box=box.SIMPLE_HEAD, pad_edge=False, padding=0)
     for col, justify in (("model", "left"), ("dataset", "left"), ("n", "right"), ("pass", "right"),
                          ("fail", "right"), ("err", "right"), ("pass%", "right"), ("TTFT ms", "right"),
@@ -47,13 +44,13 @@ def summary_table(rows: list[dict[str, Any]], title: str = "") -> Table:
     for r in list(rows) + judge_rows(rows):
         groups.setdefault((r["model"], r["dataset"]), []).append(r)
     for (model, dataset), items in groups.items():
-        final = [r for r in items if r["final"]]
-        n = {v: sum(1 for r in final if r["verdict"] == v) for v in ("PASS", "FAIL", "ERROR")}
-        rate = 100.0 * n["PASS"] / len(final) if final else None
-        table.add_row(model, dataset, str(len(final)), f"[green]{n['PASS']}[/]", f"[red]{n['FAIL']}[/]",
-                      f"[magenta]{n['ERROR']}[/]", _fmt(rate, "", 1),
-                      _fmt(_median(r["ttft_ms"] for r in final)),
-                      _fmt(_median(r["tokens_per_s"] for r in final), "", 1),
-                      _fmt(_median(r["latency_ms"] for r in final)),
+        final = counting.final(items)
+        tally = counting.Tally.of(r["verdict"] for r in final)
+        timed = counting.timed(final)
+        table.add_row(model, dataset, str(tally.total), f"[green]{tally.passed}[/]", f"[red]{tally.failed}[/]",
+                      f"[magenta]{tally.errored}[/]", _fmt(tally.rate and 100.0 * tally.rate, "", 1),
+                      _fmt(counting.median(r["ttft_ms"] for r in timed)),
+                      _fmt(counting.median(r["tokens_per_s"] for r in timed), "", 1),
+                      _fmt(counting.median(r["latency_ms"] for r in timed)),
                       str(len(items) - len(final)))
     return table

@@ -1,47 +1,209 @@
-"""The one reducer: `apply(state, event) -> state`, pure, over the event contract.
+"""The live state, declared once, and the one reducer over it: `apply(state, event) -> state`, pure.
+
+`LiveState` (below) is what the page sees: the server's snapshot and every patch are exactly that, and
+`benchwatch schema state` prints its JSON Schema. The reducer's state is a plain JSON-ready dict with those keys
+plus one private key, `plan` (the run's task ids, the final verdict of each task and the per model x dataset
+counts): what folding needs but the page does not, never sent (`view` leaves it out). Server bookkeeping that is
+not about the run (which events were already folded, the streaming speed the sampler reports) lives in the hub.
 
 The server's snapshot, the page, the terminal display and every replay (reconnect, restart, resume) use this
-and nothing else. The state is plain JSON-ready data. `apply` never mutates its input: it copies the branches
-an event touches and shares the rest, so a 10,000-task run stays cheap per event.
+and nothing else. `apply` never mutates its input: it copies the branches an event touches and shares the rest,
+so a 10,000-task run stays cheap per event.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
-from .events import Event
+from pydantic import BaseModel, ConfigDict, Field, create_model
+
+from .counting import Tally
+from .events import TELEMETRY_METRICS, Connection, Event, RunStatus, Stage, Verdict
 
 TELEMETRY_WINDOW = 60
 RESPONSE_LIMIT = 200_000  # characters kept of the streaming text; the store keeps the whole answer
 THERMAL_DEFAULTS = {"warm_c": 70.0, "hot_c": 85.0}
+PRIVATE = "plan"  # the reducer's own bookkeeping key: folded, never sent
 
+
+# ---- the declared live state (what the page reads; nothing else goes on the wire)
+
+class _View(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class RunView(_View):
+    id: str
+    status: RunStatus
+    detail: str = Field(description="why the run stopped, when it did not finish")
+    model_server: bool = Field(default=False, description="a model of the run has a metrics_url: the page shows "
+                                                          "the model server's charts")
+
+
+class ModelRow(_View):
+    name: str
+    backend: str
+    ordinal: int = Field(ge=1)
+    of: int = Field(ge=1)
+    status: Literal["pending", "running", "partial", "done", "interrupted", "failed"]
+    connection: Connection
+
+
+class _Counts(_View):
+    total: int = Field(ge=0)
+    done: int = Field(ge=0)
+    pass_: int = Field(ge=0, alias="pass")
+    fail: int = Field(ge=0)
+    error: int = Field(ge=0)
+
+
+class DatasetRow(_Counts):
+    """A dataset for the active model (the Datasets Overview)."""
+    name: str
+    evaluator: str
+    status: Literal["pending", "running", "partial", "done"]
+
+
+class TaskItem(_View):
+    id: str
+    status: Literal["pending", "running", "pass", "fail", "error"]
+    attempt: int = Field(ge=0)
+    verdict: Verdict | None = None
+
+
+class Tasks(_View):
+    """The tasks of the dataset in progress (the Tasks grid)."""
+    model: str | None
+    dataset: str | None
+    items: list[TaskItem]
+
+
+class Counters(_Counts):
+    """Final verdicts of the whole run, counted by benchwatch/counting.py."""
+    remaining: int = Field(ge=0)
+    ok_pct: float | None
+    ko_pct: float | None
+    other_pct: float | None
+
+
+class StageSpan(_View):
+    start: float
+    end: float | None
+    elapsed_s: float | None
+
+
+class Position(_View):
+    """[1-based position, count] of the current model, dataset and task (the page's "2/5")."""
+    model: list[int | None]
+    dataset: list[int | None]
+    task: list[int | None]
+
+
+class Current(_View):
+    """The task in progress, or the last one (Current Task and Streaming Details)."""
+    model: str
+    dataset: str
+    task_id: str
+    attempt: int = Field(ge=1)
+    position: Position
+    stage: Stage | None
+    stages: dict[Stage, StageSpan]
+    status_label: str
+    last: bool = Field(description="the run ended: this is the last task, not the current one")
+    prompt: str
+    thinking: str
+    response: str
+    ttft_ms: float | None
+    tps: float | None
+    latency_ms: float | None
+    verdict: Verdict | None
+    detail: dict[str, Any] | None
+    error: str | None
+
+
+class ServerCard(_View):
+    active_model: str | None
+    connection: Connection
+    connection_detail: str
+    gpu_temp_c: float | None
+    thermal: Literal["cool", "warm", "hot"] | None
+    gpu_unavailable: str | None = None
+
+
+class Thermal(_View):
+    warm_c: float
+    hot_c: float
+
+
+class MetricInfo(_View):
+    key: str
+    label: str
+    unit: str
+    digits: int
+
+
+class _Sample(_View):
+    ts: float = Field(description="wall-clock seconds since the epoch")
+    unavailable: dict[str, str] = Field(description="metric -> why its value is null")
+    model_server: dict[str, Any] | None = Field(default=None, description="the running model's server metrics "
+                                                "(telemetry/model_server.py), null when it has no metrics_url")
+
+
+TelemetrySample = create_model(  # one value per metric of events.TELEMETRY_METRICS
+    "TelemetrySample", __base__=_Sample, __doc__="One host sample, as the charts read it.",
+    **{m.key: (m.kind | None, Field(description=f"{m.label} ({m.unit})")) for m in TELEMETRY_METRICS})  # type: ignore[call-overload]
+
+
+class LiveState(_View):
+    """What the monitor page sees: the SSE snapshot, kept current by patches."""
+    run: RunView | None
+    models: list[ModelRow]
+    datasets: list[DatasetRow]
+    tasks: Tasks
+    counters: Counters
+    server: ServerCard
+    thermal: Thermal
+    current: Current | None
+    metrics: list[MetricInfo] = Field(description="the telemetry charts, in order (events.TELEMETRY_METRICS)")
+    telemetry: list[TelemetrySample] = Field(description=f"the last {TELEMETRY_WINDOW} samples")  # type: ignore[valid-type]
+
+
+VIEW_KEYS: tuple[str, ...] = tuple(LiveState.model_fields)
+
+
+def view(state: dict[str, Any]) -> dict[str, Any]:
+    """The part of the reducer's state that the page sees (a LiveState as data); shares its branches."""
+    return {k: state[k] for k in VIEW_KEYS}
+
+
+# ---- the reducer
 
 def initial_state(thermal: dict[str, float] | None = None) -> dict[str, Any]:
     return {
-        "v": 1,
         "run": None,
         "models": [],
         "datasets": [],
         "tasks": {"model": None, "dataset": None, "items": []},
-        "matrix": {},
-        "counters": _counters(0, 0, 0, 0),
+        "counters": _counters(Tally()),
         "server": {"active_model": None, "connection": "unknown", "connection_detail": "",
                    "gpu_temp_c": None, "thermal": None},
         "thermal": dict(thermal or THERMAL_DEFAULTS),
         "current": None,
+        "metrics": [{"key": m.key, "label": m.label, "unit": m.unit, "digits": m.digits} for m in TELEMETRY_METRICS],
         "telemetry": [],
-        "last_seq": {},
-        # Bumped by every finished attempt with its streaming speed: lets a 1 Hz sampler see an answer that
-        # streamed and finished between two samples.
-        "last_speed": {"n": 0, "tps": None},
+        PRIVATE: _empty_plan(),
     }
 
 
-def _counters(total: int, passed: int, failed: int, errored: int) -> dict[str, Any]:
-    done = passed + failed + errored
-    pct = (lambda n: round(100.0 * n / done, 1)) if done else (lambda n: None)
-    return {"total": total, "done": done, "pass": passed, "fail": failed, "error": errored,
-            "remaining": max(total - done, 0), "ok_pct": pct(passed), "ko_pct": pct(failed),
-            "other_pct": pct(errored)}
+def _empty_plan() -> dict[str, Any]:
+    # task_ids: dataset -> ids; results: model -> dataset -> task id -> pass|fail|error (final verdicts);
+    # cells: model -> dataset -> {total, done, pass, fail, error}; scrape: model -> its server's /metrics
+    return {"task_ids": {}, "results": {}, "cells": {}, "scrape": {}}
+
+
+def _counters(t: Tally, total: int = 0) -> dict[str, Any]:
+    ok, ko, other = t.shares_pct()
+    return {"total": total, "done": t.total, "pass": t.passed, "fail": t.failed, "error": t.errored,
+            "remaining": max(total - t.total, 0), "ok_pct": ok, "ko_pct": ko, "other_pct": other}
 
 
 def thermal_class(temp_c: float | None, thermal: dict[str, float]) -> str | None:
@@ -62,50 +224,67 @@ def apply(state: dict[str, Any], event: Event) -> dict[str, Any]:
     if handler is None:
         return state
     s = dict(state)
-    if event.type != "telemetry":
-        s["last_seq"] = {**state["last_seq"], event.run_id: event.seq}
     handler(s, event)
     return s
 
 
+def _model_status(cells: dict[str, dict[str, int]]) -> str:
+    """A model's status from its final verdicts alone (a resumed run, a server rebuilt from the store)."""
+    total = sum(c["total"] for c in cells.values())
+    done = sum(c["done"] for c in cells.values())
+    return "done" if total and done >= total else ("partial" if done else "pending")
+
+
 def _run_started(s: dict[str, Any], e: Any) -> None:
     task_count = {d.name: len(d.task_ids) for d in e.datasets}
-    matrix = {m.name: {d.name: {"total": task_count[d.name], "done": 0, "pass": 0, "fail": 0, "error": 0}
-                       for d in e.datasets} for m in e.models}
+    cells = {m.name: {d.name: {"total": task_count[d.name], "done": 0, "pass": 0, "fail": 0, "error": 0}
+                      for d in e.datasets} for m in e.models}
     results: dict[str, dict[str, dict[str, str]]] = {}
     for t in e.done:
-        cell = matrix.get(t.model, {}).get(t.dataset)
+        cell = cells.get(t.model, {}).get(t.dataset)
         if cell is None:
             continue
         cell["done"] += 1
         cell[_status_of(t.verdict)] += 1
         results.setdefault(t.model, {}).setdefault(t.dataset, {})[t.task_id] = _status_of(t.verdict)
-    s["run"] = {"id": e.run_id, "status": "running", "started_at": e.ts, "finished_at": None,
-                "resumed": e.resumed, "cooling_s": e.cooling_s, "config": e.config, "detail": ""}
+    scrape = _scrape_targets(e.config)
+    s["run"] = {"id": e.run_id, "status": "running", "detail": "", "model_server": bool(scrape)}
     s["models"] = [{"name": m.name, "backend": m.backend, "ordinal": i + 1, "of": len(e.models),
-                    "status": "pending", "connection": "unknown"} for i, m in enumerate(e.models)]
-    s["plan"] = {"task_ids": {d.name: list(d.task_ids) for d in e.datasets}, "results": results}
+                    "status": _model_status(cells[m.name]), "connection": "unknown"}
+                   for i, m in enumerate(e.models)]
+    s[PRIVATE] = {"task_ids": {d.name: list(d.task_ids) for d in e.datasets}, "results": results, "cells": cells,
+                  "scrape": scrape}
     s["datasets"] = [{"name": d.name, "evaluator": d.evaluator, "total": len(d.task_ids), "done": 0,
                       "pass": 0, "fail": 0, "error": 0, "status": "pending"} for d in e.datasets]
-    s["matrix"] = matrix
     s["tasks"] = {"model": None, "dataset": None, "items": []}
-    s["counters"] = _totals(matrix)
+    s["counters"] = _totals(cells)
     s["current"] = None
     s["server"] = {**s["server"], "active_model": None, "connection": "unknown", "connection_detail": ""}
 
 
-def _totals(matrix: dict[str, Any]) -> dict[str, Any]:
-    cells = [c for per_model in matrix.values() for c in per_model.values()]
-    return _counters(sum(c["total"] for c in cells), sum(c["pass"] for c in cells),
-                     sum(c["fail"] for c in cells), sum(c["error"] for c in cells))
+def _scrape_targets(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """model -> {url, kind, names} for the models whose config names their server's /metrics (http(s) only: the
+    config schema refuses others, and a hand-made run_started must not get further)."""
+    out = {}
+    for m in config.get("models") or []:
+        url = m.get("metrics_url") if isinstance(m, dict) else None
+        if isinstance(url, str) and url.startswith(("http://", "https://")) and isinstance(m.get("name"), str):
+            out[m["name"]] = {"url": url, "kind": m.get("metrics_kind") or "auto", "names": m.get("metrics_names") or {}}
+    return out
+
+
+def _totals(cells: dict[str, Any]) -> dict[str, Any]:
+    flat = [c for per_model in cells.values() for c in per_model.values()]
+    return _counters(Tally(sum(c["pass"] for c in flat), sum(c["fail"] for c in flat),
+                           sum(c["error"] for c in flat)), sum(c["total"] for c in flat))
 
 
 def _datasets_for(s: dict[str, Any], model: str) -> list[dict[str, Any]]:
     """The Datasets Overview row for one model: done when all that model's tasks in it are done."""
     out = []
     for d in s["datasets"]:
-        cell = s["matrix"].get(model, {}).get(d["name"], {"total": d["total"], "done": 0, "pass": 0,
-                                                          "fail": 0, "error": 0})
+        cell = s[PRIVATE]["cells"].get(model, {}).get(d["name"], {"total": d["total"], "done": 0, "pass": 0,
+                                                                  "fail": 0, "error": 0})
         status = "done" if cell["total"] and cell["done"] >= cell["total"] else (
             "running" if d["name"] == s["tasks"].get("dataset") and model == s["tasks"].get("model") else
             ("partial" if cell["done"] else "pending"))
@@ -127,7 +306,7 @@ def _backend_state(s: dict[str, Any], e: Any) -> None:
 
 
 def _dataset_started(s: dict[str, Any], e: Any) -> None:
-    done = s.get("plan", {}).get("results", {}).get(e.model, {}).get(e.dataset, {})
+    done = s[PRIVATE]["results"].get(e.model, {}).get(e.dataset, {})
     s["tasks"] = {"model": e.model, "dataset": e.dataset,
                   "items": [{"id": t, "status": done.get(t, "pending"), "attempt": 0} for t in e.task_ids]}
     s["datasets"] = _datasets_for(s, e.model)
@@ -152,7 +331,7 @@ def _ordinal(names: list[str], name: str) -> list[int | None]:
 
 def _position(s: dict[str, Any], e: Any) -> dict[str, list[int | None]]:
     """Where the task sits in the model x dataset x task matrix (Progress Snapshot card)."""
-    task_ids = s.get("plan", {}).get("task_ids", {}).get(e.dataset) or [i["id"] for i in s["tasks"]["items"]]
+    task_ids = s[PRIVATE]["task_ids"].get(e.dataset) or [i["id"] for i in s["tasks"]["items"]]
     return {"model": _ordinal([m["name"] for m in s["models"]], e.model),
             "dataset": _ordinal([d["name"] for d in s["datasets"]], e.dataset),
             "task": _ordinal(task_ids, e.task_id)}
@@ -160,11 +339,9 @@ def _position(s: dict[str, Any], e: Any) -> dict[str, list[int | None]]:
 
 def _task_started(s: dict[str, Any], e: Any) -> None:
     s["current"] = {"model": e.model, "dataset": e.dataset, "task_id": e.task_id, "attempt": e.attempt,
-                    "position": _position(s, e),
-                    "stage": None, "stages": {}, "status_label": "RUNNING", "last": False,
-                    "prompt": e.prompt, "thinking": "", "response": "", "tokens": 0, "tps": None,
-                    "ttft_ms": None, "first_token_ms": None, "latency_ms": None, "verdict": None,
-                    "detail": None, "error": None, "started_at": e.ts}
+                    "position": _position(s, e), "stage": None, "stages": {}, "status_label": "RUNNING",
+                    "last": False, "prompt": e.prompt, "thinking": "", "response": "", "tps": None,
+                    "ttft_ms": None, "latency_ms": None, "verdict": None, "detail": None, "error": None}
     _set_task_item(s, e, status="running", attempt=e.attempt)
 
 
@@ -199,12 +376,10 @@ def _token(s: dict[str, Any], e: Any) -> None:
     c = s["current"]
     key = "thinking" if e.kind == "thinking" else "response"
     text = (c[key] + e.text)[-RESPONSE_LIMIT:]
-    s["current"] = {**c, key: text, "tokens": c["tokens"] + (e.n_tokens if e.kind == "visible" else 0),
-                    "tps": e.tps if e.tps is not None else c["tps"]}
+    s["current"] = {**c, key: text, "tps": e.tps if e.tps is not None else c["tps"]}
 
 
 def _task_finished(s: dict[str, Any], e: Any) -> None:
-    s["last_speed"] = {"n": s["last_speed"]["n"] + 1, "tps": e.tokens_per_s}
     status = _status_of(e.verdict)
     if _is_current(s, e):
         c = s["current"]
@@ -212,30 +387,28 @@ def _task_finished(s: dict[str, Any], e: Any) -> None:
         for name, (start, end) in e.stages.items():
             stages[name] = {"start": start, "end": end, "elapsed_s": round(end - start, 4)}
         s["current"] = {**c, "verdict": e.verdict, "detail": e.detail, "error": e.error, "ttft_ms": e.ttft_ms,
-                        "first_token_ms": e.first_token_ms, "latency_ms": e.latency_ms,
-                        "tps": e.tokens_per_s, "stages": stages, "status_label": e.verdict,
-                        "final": e.final, "stage": "done" if "done" in stages else c["stage"]}
+                        "latency_ms": e.latency_ms, "tps": e.tokens_per_s, "stages": stages,
+                        "status_label": e.verdict, "stage": "done" if "done" in stages else c["stage"]}
     if not e.final:
         _set_task_item(s, e, status="pending", attempt=e.attempt)
         return
     _set_task_item(s, e, status=status, verdict=e.verdict, attempt=e.attempt)
-    model_cells = s["matrix"].get(e.model)
+    plan = s[PRIVATE]
+    model_cells = plan["cells"].get(e.model)
     if model_cells is None or e.dataset not in model_cells:
         return
     # Count a task's final verdict once: a server rebuilt from the store already holds it in plan.results when
     # the runner's buffered task_finished arrives.
-    results = s.get("plan", {}).get("results", {})
-    per_model = results.get(e.model, {})
+    per_model = plan["results"].get(e.model, {})
     if per_model.get(e.dataset, {}).get(e.task_id) is not None:
         return
-    if "plan" in s:
-        s["plan"] = {**s["plan"], "results": {**results, e.model: {
-            **per_model, e.dataset: {**per_model.get(e.dataset, {}), e.task_id: status}}}}
     cell = dict(model_cells[e.dataset])
     cell["done"] += 1
     cell[status] += 1
-    s["matrix"] = {**s["matrix"], e.model: {**model_cells, e.dataset: cell}}
-    s["counters"] = _totals(s["matrix"])
+    cells = {**plan["cells"], e.model: {**model_cells, e.dataset: cell}}
+    s[PRIVATE] = {**plan, "cells": cells, "results": {**plan["results"], e.model: {
+        **per_model, e.dataset: {**per_model.get(e.dataset, {}), e.task_id: status}}}}
+    s["counters"] = _totals(cells)
     s["datasets"] = _datasets_for(s, e.model)
 
 
@@ -250,15 +423,15 @@ def _model_finished(s: dict[str, Any], e: Any) -> None:
 def _run_finished(s: dict[str, Any], e: Any) -> None:
     if s["run"] is None or s["run"]["id"] != e.run_id:
         return
-    s["run"] = {**s["run"], "status": e.status, "finished_at": e.ts, "detail": e.detail}
-    if e.status != "finished":
-        s["models"] = [{**m, "status": e.status} if m["status"] == "running" else m for m in s["models"]]
+    s["run"] = {**s["run"], "status": e.status, "detail": e.detail}
+    ended = "done" if e.status == "finished" else e.status  # a model still running ends with the run
+    s["models"] = [{**m, "status": ended} if m["status"] == "running" else m for m in s["models"]]
     if s["current"] is not None:
         s["current"] = {**s["current"], "last": True}
 
 
 def _telemetry(s: dict[str, Any], e: Any) -> None:
-    sample = e.model_dump(mode="json", exclude={"v", "type", "seq"})
+    sample = e.model_dump(mode="json", exclude={"v", "type", "seq", "run_id"})
     s["telemetry"] = (s["telemetry"] + [sample])[-TELEMETRY_WINDOW:]
     if e.gpu_temp_c is not None or "gpu_temp_c" in e.unavailable:
         s["server"] = {**s["server"], "gpu_temp_c": e.gpu_temp_c,

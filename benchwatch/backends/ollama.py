@@ -11,7 +11,7 @@ import json
 from typing import Any, Iterator
 
 from ..config import ModelConfig
-from .base import BackendError, GenParams, Item, Message, Stats, Text, render_messages
+from .base import Backend, BackendError, GenParams, Item, Message, Stats, Text, render_messages
 from .http import StreamedRequest, get_json, json_object, make_client
 
 DEFAULT_URL = "http://127.0.0.1:11434"
@@ -19,17 +19,15 @@ SERVER_FIELDS = ("total_duration", "load_duration", "prompt_eval_count", "prompt
                  "eval_duration", "done_reason")
 
 
-class OllamaBackend:
+class OllamaBackend(Backend):
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.base_url = (cfg.base_url or DEFAULT_URL).rstrip("/")
         self.where = f"Ollama at {self.base_url}"
         self.client = make_client()
-        self.connect_timeout_s = 10.0  # the runner sets runner.connect_timeout_s
 
     # ---- connection state
-    def connect(self) -> tuple[str, str]:
-        timeout_s = self.connect_timeout_s
+    def connect(self, timeout_s: float = 10.0) -> tuple[str, str]:
         status, body = get_json(self.client, f"{self.base_url}/api/version", timeout_s, self.where)
         if status != 200 or not isinstance(body, dict):
             raise BackendError(f"{self.where} answered /api/version with HTTP {status}: is it an Ollama server?")

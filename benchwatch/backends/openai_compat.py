@@ -12,11 +12,11 @@ import os
 from typing import Any, Iterator
 
 from ..config import ModelConfig
-from .base import BackendError, GenParams, Item, Message, Stats, Text, render_messages
+from .base import Backend, BackendError, GenParams, Item, Message, Stats, Text, render_messages
 from .http import StreamedRequest, get_json, json_object, make_client
 
 
-class OpenAIBackend:
+class OpenAIBackend(Backend):
     def __init__(self, cfg: ModelConfig):
         if not cfg.base_url:
             raise BackendError(f"model {cfg.name!r}: the openai backend needs models[].base_url "
@@ -25,7 +25,6 @@ class OpenAIBackend:
         self.base_url = cfg.base_url.rstrip("/")
         self.where = f"the server at {self.base_url}"
         self.client = make_client()
-        self.connect_timeout_s = 10.0  # the runner sets runner.connect_timeout_s
 
     def _headers(self) -> dict[str, str]:
         env = self.cfg.api_key_env
@@ -37,8 +36,8 @@ class OpenAIBackend:
                                "not set")
         return {"Authorization": f"Bearer {key}"}
 
-    def connect(self) -> tuple[str, str]:
-        status, body = get_json(self.client, f"{self.base_url}/models", self.connect_timeout_s, self.where,
+    def connect(self, timeout_s: float = 10.0) -> tuple[str, str]:
+        status, body = get_json(self.client, f"{self.base_url}/models", timeout_s, self.where,
                                 self._headers())
         if status in (401, 403):
             raise BackendError(f"{self.where} refused the API key from {self.cfg.api_key_env} (HTTP {status})")

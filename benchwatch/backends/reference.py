@@ -13,9 +13,16 @@ import re
 import time
 from typing import Any, Iterator
 
+from pydantic import BaseModel, ConfigDict, Field
+
 from ..config import ModelConfig
 from ..datasets import Task
-from .base import BackendError, GenParams, Item, Message, Stats, Text, render_messages
+from .base import Backend, BackendError, GenParams, Item, Message, Stats, Text, render_messages
+
+
+class ReferenceOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    token_delay_s: float = Field(default=0.0, ge=0)
 
 
 def reference_answer(task: Task) -> str:
@@ -33,13 +40,13 @@ def reference_answer(task: Task) -> str:
     return json.dumps(expected)
 
 
-class ReferenceBackend:
+class ReferenceBackend(Backend):
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
-        self.token_delay_s = float(cfg.options.get("token_delay_s", 0.0))
+        self.token_delay_s = ReferenceOptions.model_validate(cfg.options).token_delay_s
         self.task: Task | None = None
 
-    def connect(self) -> tuple[str, str]:
+    def connect(self, timeout_s: float = 0.0) -> tuple[str, str]:
         return "connected", "reference answers (no model behind it)"
 
     def render_prompt(self, messages: list[Message]) -> str:

@@ -6,24 +6,35 @@ fail_times (raise BackendError on the first N calls), chunk: characters per stre
 from __future__ import annotations
 
 import time
-from typing import Any, Iterator
+from typing import Iterator
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from ..config import ModelConfig
-from .base import BackendError, GenParams, Item, Message, Stats, Text, render_messages
+from .base import Backend, BackendError, GenParams, Item, Message, Stats, Text, render_messages
 
 
-class ScriptedBackend:
+class ScriptedOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    answers: dict[str, str] = Field(default_factory=lambda: {"*": "42"})
+    token_delay_s: float = Field(default=0.0, ge=0)
+    first_token_delay_s: float = Field(default=0.0, ge=0)
+    fail_times: int = Field(default=0, ge=0)
+    chunk: int = Field(default=4, ge=1)
+
+
+class ScriptedBackend(Backend):
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
-        o: dict[str, Any] = cfg.options
-        self.answers: dict[str, str] = o.get("answers", {"*": "42"})
-        self.token_delay_s = float(o.get("token_delay_s", 0.0))
-        self.first_token_delay_s = float(o.get("first_token_delay_s", 0.0))
-        self.fail_times = int(o.get("fail_times", 0))
-        self.chunk = int(o.get("chunk", 4))
+        o = ScriptedOptions.model_validate(cfg.options)
+        self.answers: dict[str, str] = o.answers
+        self.token_delay_s = o.token_delay_s
+        self.first_token_delay_s = o.first_token_delay_s
+        self.fail_times = o.fail_times
+        self.chunk = o.chunk
         self.calls = 0
 
-    def connect(self) -> tuple[str, str]:
+    def connect(self, timeout_s: float = 0.0) -> tuple[str, str]:
         return "connected", "scripted stand-in"
 
     def render_prompt(self, messages: list[Message]) -> str:

@@ -2,7 +2,7 @@
 
 - `builtin:NAME`        a JSONL set shipped in benchwatch/datasets/builtin/
 - `path/to/file.jsonl`  a user's JSONL file (relative to the config file's folder)
-- other prefixes        registered by `register_source` (humaneval, squad:, hf:)
+- other prefixes        registered in SOURCES (benchwatch/registry.py) by `register_source` (humaneval, squad:, hf:)
 """
 from __future__ import annotations
 
@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..config import DatasetConfig
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -30,12 +31,24 @@ class DatasetError(ValueError):
 
 
 Loader = Callable[[str, DatasetConfig, Path], list[Task]]
-_SOURCES: dict[str, Loader] = {}
+# Source prefixes -> loaders. The built-in loader modules register themselves when this module is imported
+# (at its end: they import it).
+SOURCES: Registry[Loader] = Registry("dataset source")
 
 
 def register_source(prefix: str, loader: Loader) -> None:
     """`prefix` is matched against the start of `source` (e.g. 'squad:' or 'humaneval')."""
-    _SOURCES[prefix] = loader
+    SOURCES.add(prefix, loader)
+
+
+def loader_for(source: str) -> Loader | None:
+    """The loader of a config's `source`: a registered prefix, else a JSONL path; None when it is neither."""
+    entry = next((e for e in SOURCES.items() if source.startswith(e.name)), None)
+    if entry is not None:
+        return entry.target  # type: ignore[return-value]
+    if source.endswith((".jsonl", ".json")) or "/" in source:
+        return _load_jsonl_path
+    return None
 
 
 JSONL_FIELDS = {"id", "prompt", "expected", "system", "options", "meta"}
@@ -109,13 +122,10 @@ register_source("builtin:", _load_builtin)
 
 def load_dataset(cfg: DatasetConfig, base_dir: Path) -> list[Task]:
     """Load, then select by `ids` (in the order given) and `limit`."""
-    loader = next((fn for prefix, fn in _SOURCES.items() if cfg.source.startswith(prefix)), None)
+    loader = loader_for(cfg.source)
     if loader is None:
-        if cfg.source.endswith((".jsonl", ".json")) or "/" in cfg.source:
-            loader = _load_jsonl_path
-        else:
-            raise DatasetError(f"dataset {cfg.name!r}: unknown source {cfg.source!r} "
-                               f"(use builtin:NAME, a .jsonl path, or one of {sorted(_SOURCES)})")
+        raise DatasetError(f"dataset {cfg.name!r}: unknown source {cfg.source!r} "
+                           f"(use builtin:NAME, a .jsonl path, or one of {SOURCES.names()})")
     tasks = loader(cfg.source, cfg, base_dir)
     if cfg.ids:
         by_id = {t.id: t for t in tasks}

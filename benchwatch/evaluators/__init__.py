@@ -1,14 +1,16 @@
 """Evaluators turn (task, response) into a verdict with its detail.
 
 PASS / FAIL is the model's verdict; ERROR is for the harness or backend failing (the runner sets it).
-Each evaluator is registered by name; `get_evaluator(name, options)` builds one from the config.
+Each evaluator registers itself by name where it is written (`@register("numeric")`, the EVALUATORS registry of
+benchwatch/registry.py); `get_evaluator(name, options)` builds one from the config.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Protocol
+from typing import Any
 
 from ..datasets import Task
+from ..registry import Registry
 
 
 @dataclass(frozen=True)
@@ -21,50 +23,48 @@ class Verdict:
         return self.verdict == "PASS"
 
 
-class Evaluator(Protocol):
+class Evaluator:
+    """What every evaluator is: `evaluate` it must write; the optional capabilities below it may override, so the
+    runner calls them on every evaluator instead of probing for them."""
     name: str
 
-    def evaluate(self, task: Task, response: str) -> Verdict: ...
+    def evaluate(self, task: Task, response: str) -> Verdict:
+        raise NotImplementedError
+
+    def require_full_isolation(self, dataset: str) -> None:
+        """`sandbox: require`: raise EvaluatorError if this evaluator would run code without full isolation."""
+
+    def bind(self, models: list[Any], runner: Any, factory: Any) -> None:
+        """Called once before the run with the config's models, its runner section and the backend factory
+        (an evaluator that calls a model of the config, such as llm_judge)."""
+
+    def close(self) -> None:
+        """Called once when the run ends, whatever its outcome."""
 
 
 class EvaluatorError(ValueError):
     pass
 
 
-_REGISTRY: dict[str, Callable[[dict[str, Any]], Evaluator]] = {}
-
-
-def register(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        _REGISTRY[name] = cls
-        cls.name = name
-        return cls
-    return wrap
+# The built-in evaluator modules register themselves when the registry first looks a name up (imported then,
+# not here: they import this module).
+EVALUATORS: Registry[type] = Registry("evaluator", builtins=(
+    "benchwatch.evaluators.text", "benchwatch.evaluators.numeric", "benchwatch.evaluators.extractive_qa",
+    "benchwatch.evaluators.code_execution", "benchwatch.evaluators.multiple_choice",
+    "benchwatch.evaluators.llm_judge"))
+register = EVALUATORS.register
 
 
 def get_evaluator(name: str, options: dict[str, Any] | None = None) -> Evaluator:
-    _load_builtins()
-    if name not in _REGISTRY:
-        raise EvaluatorError(f"unknown evaluator {name!r}; available: {sorted(_REGISTRY)}")
     try:
-        return _REGISTRY[name](dict(options or {}))
+        cls = EVALUATORS.get(name)
+    except KeyError as exc:
+        raise EvaluatorError(exc.args[0]) from None
+    try:
+        return cls(dict(options or {}))
     except TypeError as exc:
         raise EvaluatorError(f"evaluator {name!r}: bad options {options}: {exc}") from None
 
 
 def available() -> list[str]:
-    _load_builtins()
-    return sorted(_REGISTRY)
-
-
-def _load_builtins() -> None:
-    # Imported lazily so each evaluator module registers itself without import cycles.
-    from . import text, numeric, multiple_choice, llm_judge  # noqa: F401
-    try:
-        from . import extractive_qa  # noqa: F401
-    except ImportError:
-        pass
-    try:
-        from . import code_execution  # noqa: F401
-    except ImportError:
-        pass
+    return EVALUATORS.names()

@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import sandbox
 from ..datasets import Task
-from . import EvaluatorError, Verdict, register
+from . import Evaluator, EvaluatorError, Verdict, register
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
 
@@ -55,7 +55,7 @@ def build_program(task: Task, response: str) -> tuple[str, str]:
 
 
 @register("code_execution")
-class CodeExecution:
+class CodeExecution(Evaluator):
     """Options: timeout_s (wall, default 10), cpu_s (default: timeout_s), memory_mb (512, the whole evaluation),
     max_processes (32, the whole evaluation), file_size_mb (16), tmp_mb (64, the private /tmp), output_bytes
     (8192 kept of stdout and of stderr), python (the candidate's interpreter), site_packages (false: the

@@ -11,7 +11,7 @@ from collections import Counter
 from typing import Any
 
 from ..datasets import Task
-from . import EvaluatorError, Verdict, register
+from . import Evaluator, EvaluatorError, Verdict, register
 
 _PUNCT = set(string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -47,7 +47,7 @@ def best_scores(prediction: str, golds: list[str]) -> tuple[float, float, str]:
 
 
 @register("extractive_qa")
-class ExtractiveQA:
+class ExtractiveQA(Evaluator):
     """PASS when the best token F1 over the gold answers is at least `threshold` (default 0.5).
 
     Options: threshold (0..1), first_line (score only the first non-empty line of the answer; default on,

@@ -23,7 +23,7 @@ from ..backends import Backend, BackendError, GenParams, Stats
 from ..backends.thinking import ThinkSplitter
 from ..config import ModelConfig, RunnerConfig
 from ..datasets import Task
-from . import EvaluatorError, Verdict, register
+from . import Evaluator, EvaluatorError, Verdict, register
 
 DEFAULT_RUBRIC = """You are grading an answer to a question against the reference answer.
 
@@ -69,7 +69,7 @@ def parse_verdict(reply: str, fmt: str, max_score: float, threshold: float) -> t
 
 
 @register("llm_judge")
-class LLMJudge:
+class LLMJudge(Evaluator):
     def __init__(self, opts: dict[str, Any]):
         self.judge = opts.pop("judge", None)
         if not isinstance(self.judge, str) or not self.judge:

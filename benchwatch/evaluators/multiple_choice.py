@@ -25,7 +25,7 @@ import string
 from typing import Any
 
 from ..datasets import Task
-from . import EvaluatorError, Verdict, register
+from . import Evaluator, EvaluatorError, Verdict, register
 
 LETTERS = string.ascii_uppercase
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})
@@ -59,7 +59,7 @@ def _letter(m: re.Match[str]) -> str:
 
 
 @register("multiple_choice")
-class MultipleChoice:
+class MultipleChoice(Evaluator):
     """No options: the task carries the choices (meta.choices) and the expected letter(s)."""
 
     def __init__(self, opts: dict[str, Any]):

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ..datasets import Task
-from . import EvaluatorError, Verdict, register
+from . import Evaluator, EvaluatorError, Verdict, register
 
 # Integers, decimals, thousands separators and a leading sign: "-1,234.5" -> -1234.5. Not inside a word on the
 # left ("v2"), nor followed by more digits on the right; letters on the right are a unit ("5kg").
@@ -38,7 +38,7 @@ def first_number(text: str) -> float | None:
 
 
 @register("numeric")
-class Numeric:
+class Numeric(Evaluator):
     """Options: abs_tol (default 1e-6), rel_tol (default 0), pick: last | first (default last),
     extract (a regex; its first group, else its match, holds the number), fallback: last | none (default last:
     the last number when `extract` does not match)."""

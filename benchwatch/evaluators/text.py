@@ -7,7 +7,7 @@ import string
 from typing import Any
 
 from ..datasets import Task
-from . import EvaluatorError, Verdict, register
+from . import Evaluator, EvaluatorError, Verdict, register
 
 _PUNCT = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
@@ -56,7 +56,7 @@ def _no_more(opts: dict[str, Any], name: str) -> None:
 
 
 @register("exact_match")
-class ExactMatch:
+class ExactMatch(Evaluator):
     """PASS when the normalised answer equals any normalised gold answer.
 
     Options: ignore_case, ignore_punctuation, collapse_whitespace (default on), ignore_articles,
@@ -77,7 +77,7 @@ class ExactMatch:
 
 
 @register("contains")
-class Contains:
+class Contains(Evaluator):
     """PASS when any normalised gold answer occurs in the normalised answer as whole words."""
 
     def __init__(self, opts: dict[str, Any]):
@@ -94,7 +94,7 @@ class Contains:
 
 
 @register("regex")
-class Regex:
+class Regex(Evaluator):
     """PASS when the task's `expected` (or the option `pattern`) regex matches the answer."""
 
     def __init__(self, opts: dict[str, Any]):

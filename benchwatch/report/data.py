@@ -1,13 +1,5 @@
-"""What a run report shows, computed from the store: pure data, no HTML.
-
-Counting rules (one place, quoted by the report itself):
-- Pass rates count only final attempts (`final = true`): one verdict per task.
-- pass rate = PASS / (PASS + FAIL + ERROR). An ERROR (the harness or backend failed) counts against the rate,
-  because the task did not pass; errors are also shown on their own so a flaky backend is not mistaken for a
-  weak model.
-- Timing distributions (TTFT, tokens/s, latency) use final attempts that produced an answer (PASS or FAIL);
-  an ERROR attempt's times measure the failure, not the model.
-"""
+"""What a run report shows, computed from the store: pure data, no HTML. Counted by the rules of
+benchwatch/counting.py (quoted by the report itself as COUNTING_RULE)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -15,26 +7,21 @@ from typing import Any, Iterable
 
 from sqlalchemy import func, select
 
+from .. import counting
+from ..counting import VERDICTS, Tally, percentile
+from ..events import TELEMETRY_METRICS
 from ..store import Store
 from ..store import results as results_table
 from .model_server import model_server_report
-from .stats import percentile, wilson
 
-VERDICTS = ("PASS", "FAIL", "ERROR")
 METRICS = (  # column, label, unit
     ("ttft_ms", "TTFT", "ms"),
     ("tokens_per_s", "Tokens/s", "tok/s"),
     ("latency_ms", "Latency", "ms"),
 )
 QUANTILES = (50, 90, 99)
-TELEMETRY_SERIES = (  # column, label, unit
-    ("tps", "TPS", "tok/s"),
-    ("cpu_pct", "CPU", "%"),
-    ("gpu_pct", "GPU", "%"),
-    ("gpu_temp_c", "GPU temperature", "°C"),
-)
-COUNTING_RULE = ("Pass rate = PASS / (PASS + FAIL + ERROR) over final attempts; ERROR counts against the rate "
-                 "and is also shown on its own. Intervals: Wilson score, 95 %.")
+TELEMETRY_SERIES = tuple((m.key, m.label, m.unit) for m in TELEMETRY_METRICS)  # column, label, unit
+COUNTING_RULE = counting.RULE
 
 
 class RunNotFound(LookupError):
@@ -42,47 +29,14 @@ class RunNotFound(LookupError):
 
 
 @dataclass
-class Cell:
-    """Final verdicts of one model on one dataset (or all datasets)."""
-    passed: int = 0
-    failed: int = 0
-    errored: int = 0
-
-    @property
-    def total(self) -> int:
-        return self.passed + self.failed + self.errored
-
-    @property
-    def rate(self) -> float | None:
-        return self.passed / self.total if self.total else None
-
-    @property
-    def interval(self) -> tuple[float, float] | None:
-        return wilson(self.passed, self.total)
-
-    def add(self, verdict: str) -> None:
-        if verdict == "PASS":
-            self.passed += 1
-        elif verdict == "FAIL":
-            self.failed += 1
-        else:
-            self.errored += 1
-
-    def as_dict(self) -> dict[str, Any]:
-        iv = self.interval
-        return {"pass": self.passed, "fail": self.failed, "error": self.errored, "total": self.total,
-                "rate": self.rate, "low": iv[0] if iv else None, "high": iv[1] if iv else None}
-
-
-@dataclass
 class Matrix:
     models: list[str]
     datasets: list[str]
-    cells: dict[tuple[str, str], Cell]
-    by_model: dict[str, Cell]  # all datasets together
+    cells: dict[tuple[str, str], Tally]
+    by_model: dict[str, Tally]  # all datasets together
 
-    def cell(self, model: str, dataset: str) -> Cell:
-        return self.cells.get((model, dataset), Cell())
+    def cell(self, model: str, dataset: str) -> Tally:
+        return self.cells.get((model, dataset), Tally())
 
     def as_dict(self) -> dict[str, Any]:
         return {"models": self.models, "datasets": self.datasets,
@@ -115,20 +69,20 @@ def config_names(config: dict[str, Any], key: str) -> list[str]:
 
 
 def pass_matrix(run: dict[str, Any], rows: list[dict[str, Any]]) -> Matrix:
-    final = [r for r in rows if r["final"]]
+    final = counting.final(rows)
     models = _ordered(config_names(run["config"], "models"), (r["model"] for r in rows))
     datasets = _ordered(config_names(run["config"], "datasets"), (r["dataset"] for r in rows))
-    cells: dict[tuple[str, str], Cell] = {}
-    by_model = {m: Cell() for m in models}
+    cells: dict[tuple[str, str], Tally] = {}
+    by_model = {m: Tally() for m in models}
     for r in final:
-        cells.setdefault((r["model"], r["dataset"]), Cell()).add(r["verdict"])
+        cells.setdefault((r["model"], r["dataset"]), Tally()).add(r["verdict"])
         by_model[r["model"]].add(r["verdict"])
     return Matrix(models, datasets, cells, by_model)
 
 
 def distributions(models: list[str], rows: list[dict[str, Any]]) -> dict[str, dict[str, Distribution]]:
     """metric -> model -> distribution over final PASS/FAIL attempts."""
-    answered = [r for r in rows if r["final"] and r["verdict"] in ("PASS", "FAIL")]
+    answered = counting.timed(rows)
     return {col: {m: Distribution.of(r[col] for r in answered if r["model"] == m) for m in models}
             for col, _, _ in METRICS}
 
@@ -246,7 +200,7 @@ class Comparison:
 
 
 def _finals(rows: list[dict[str, Any]]) -> dict[tuple[str, str, str], dict[str, Any]]:
-    return {(r["model"], r["dataset"], r["task_id"]): r for r in rows if r["final"]}
+    return {(r["model"], r["dataset"], r["task_id"]): r for r in counting.final(rows)}
 
 
 def compare(store: Store, run_a: str, run_b: str) -> Comparison:
@@ -260,7 +214,7 @@ def compare(store: Store, run_a: str, run_b: str) -> Comparison:
 
 # ---- the runs list
 
-def per_model_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, Cell]]:
+def per_model_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, Tally]]:
     """run_id -> model -> final-verdict counts, in one grouped query."""
     if not run_ids:
         return {}
@@ -269,11 +223,9 @@ def per_model_counts(store: Store, run_ids: list[str]) -> dict[str, dict[str, Ce
         rows = c.execute(select(t.c.run_id, t.c.model, t.c.verdict, func.count())
                          .where(t.c.final.is_(True), t.c.run_id.in_(run_ids))
                          .group_by(t.c.run_id, t.c.model, t.c.verdict)).all()
-    out: dict[str, dict[str, Cell]] = {}
+    out: dict[str, dict[str, Tally]] = {}
     for rid, model, verdict, n in rows:
-        cell = out.setdefault(rid, {}).setdefault(model, Cell())
-        for _ in range(n):
-            cell.add(verdict)
+        out.setdefault(rid, {}).setdefault(model, Tally()).add(verdict, n)
     return out
 
 
@@ -284,11 +236,11 @@ def runs_list(store: Store, limit: int = 200) -> list[dict[str, Any]]:
     for r in runs:
         per_model = counts.get(r["id"], {})
         models = _ordered(config_names(r["config"], "models"), per_model)
-        overall = Cell(*(r["counts"].get(v, 0) for v in VERDICTS))
+        overall = Tally(*(r["counts"].get(v, 0) for v in VERDICTS))
         out.append({**r, "models": models, "datasets": config_names(r["config"], "datasets"),
-                    "per_model": {m: per_model.get(m, Cell()) for m in models}, "overall": overall})
+                    "per_model": {m: per_model.get(m, Tally()) for m in models}, "overall": overall})
     return out
 
 
-__all__ = ["RunNotFound", "Cell", "Matrix", "Distribution", "ReportData", "Comparison", "Flip", "load_report",
+__all__ = ["RunNotFound", "Tally", "Matrix", "Distribution", "ReportData", "Comparison", "Flip", "load_report",
            "compare", "runs_list", "COUNTING_RULE", "METRICS", "QUANTILES", "TELEMETRY_SERIES"]

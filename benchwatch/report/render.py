@@ -16,11 +16,12 @@ import yaml
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
+from .. import endpoints
 from ..store import Store
 from .data import COUNTING_RULE, METRICS, QUANTILES, TELEMETRY_SERIES, compare, load_report, runs_list
 
 ECHARTS = Path(__file__).resolve().parents[1] / "web" / "static" / "js" / "vendor" / "echarts.min.js"
-MONITOR_URL = "/docs/benchmark_monitor.html"
+MONITOR_URL = endpoints.MONITOR
 
 
 class ReportError(Exception):

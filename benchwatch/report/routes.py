@@ -9,6 +9,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request
 
+from .. import endpoints
 from ..store import Store
 from .data import RunNotFound
 from .export import FORMATS, TABLES, export
@@ -50,12 +51,12 @@ def _guarded(render: Any) -> Response:
         return _page(500, "Report unavailable", str(exc))
 
 
-@bp.get("/runs")
+@bp.get(endpoints.RUNS_PAGE)
 def runs() -> Response:
     return _guarded(render_runs)
 
 
-@bp.get("/reports/<run_id>")
+@bp.get(endpoints.REPORTS + "/<run_id>")
 def report(run_id: str) -> Response:
     other = request.args.get("compare")
     if other:
@@ -63,7 +64,7 @@ def report(run_id: str) -> Response:
     return _guarded(lambda s: render_report(s, _resolve(s, run_id), served=True))
 
 
-@bp.get("/compare")
+@bp.get(endpoints.COMPARE)
 def compare_runs() -> Response:
     a, b = request.args.get("a", ""), request.args.get("b", "")
     if not a or not b:
@@ -71,7 +72,7 @@ def compare_runs() -> Response:
     return _guarded(lambda s: render_compare(s, _resolve(s, a), _resolve(s, b), served=True))
 
 
-@bp.get("/reports/<run_id>/export.<fmt>")
+@bp.get(endpoints.REPORTS + "/<run_id>/export.<fmt>")
 def export_run(run_id: str, fmt: str) -> Response:
     store = _store()
     table = request.args.get("table", "results")

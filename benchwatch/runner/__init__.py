@@ -130,10 +130,9 @@ class Runner:
         evaluators = {d.name: get_evaluator(d.evaluator, d.options) for d, _ in datasets}
         if self.cfg.sandbox == "require":  # refuse before a run row exists (EvaluatorError: the CLI's config error)
             for d, _ in datasets:
-                getattr(evaluators[d.name], "require_full_isolation", lambda name: None)(d.name)
+                evaluators[d.name].require_full_isolation(d.name)
         for evaluator in evaluators.values():  # evaluators that call a model of the config (llm_judge)
-            if hasattr(evaluator, "bind"):
-                evaluator.bind(self.cfg.models, self.cfg.runner, self.backend_factory)  # type: ignore[attr-defined]
+            evaluator.bind(self.cfg.models, self.cfg.runner, self.backend_factory)
         done: dict[tuple[str, str, str], str] = {}
         attempts_made: dict[tuple[str, str, str], int] = {}
         if resume_run_id:
@@ -145,13 +144,15 @@ class Runner:
             host = {"hostname": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()}
             self.run_id = self.store.create_run(self.cfg.model_dump(mode="json"), self.config_path, host)
-        self.emit(ev.RunStarted,
-                  models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.benchmarked_models],
-                  datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
-                            for d, ts in datasets],
-                  cooling_s=self.cfg.runner.cooling_s, resumed=bool(resume_run_id),
-                  done=[ev.DoneTask(model=m, dataset=d, task_id=t, verdict=v) for (m, d, t), v in done.items()],
-                  config=self.cfg.model_dump(mode="json"))
+        plan = ev.RunPlan(models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.benchmarked_models],
+                          datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
+                                    for d, ts in datasets],
+                          cooling_s=self.cfg.runner.cooling_s)
+        self.store.save_plan(self.run_id, plan)  # stored with the run: a restarted server rebuilds from it
+        self._seq += 1
+        self.out.emit(plan.run_started(
+            self.run_id, self._seq, resumed=bool(resume_run_id), config=self.cfg.model_dump(mode="json"),
+            done=[ev.DoneTask(model=m, dataset=d, task_id=t, verdict=v) for (m, d, t), v in done.items()]))
         status, detail = "finished", ""
         try:
             for ordinal, mcfg in enumerate(self.cfg.benchmarked_models, start=1):
@@ -163,8 +164,7 @@ class Runner:
             status, detail = "failed", f"{type(exc).__name__}: {exc}"
         finally:
             for evaluator in evaluators.values():
-                if hasattr(evaluator, "close"):
-                    evaluator.close()  # type: ignore[attr-defined]
+                evaluator.close()
             self.store.set_run_status(self.run_id, status, detail)
             self.emit(ev.RunFinished, status=status, detail=detail)
             self.out.close()
@@ -188,8 +188,6 @@ class Runner:
                 backend = None
                 self._set_backend_state(mcfg.name, "disconnected", str(exc))
             if backend is not None:
-                if hasattr(backend, "connect_timeout_s"):  # remote backends check their server under this limit
-                    backend.connect_timeout_s = self.cfg.runner.connect_timeout_s  # type: ignore[attr-defined]
                 self._check_connection(mcfg.name, backend)
             for dcfg, tasks in datasets:
                 self.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=[t.id for t in tasks])
@@ -212,7 +210,7 @@ class Runner:
 
     def _check_connection(self, model: str, backend: Backend) -> tuple[str, str]:
         try:
-            state, detail = backend.connect()
+            state, detail = backend.connect(self.cfg.runner.connect_timeout_s)
         except BackendError as exc:
             state, detail = "disconnected", str(exc)
         self._set_backend_state(model, state, detail)
@@ -270,8 +268,7 @@ class Runner:
                 state, detail = self._check_connection(mcfg.name, backend)
                 if state == "disconnected":
                     raise BackendUnavailable(detail)
-            if hasattr(backend, "set_task"):  # backends answering from the task itself (reference)
-                backend.set_task(task)  # type: ignore[attr-defined]
+            backend.set_task(task)  # a backend answering from the task itself (reference) keeps it
             stage("thinking")
             self._generate(backend, messages, rec, at, stage)
             stage("evaluating")

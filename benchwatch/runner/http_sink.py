@@ -23,10 +23,10 @@ from typing import Any
 
 import httpx
 
+from ..endpoints import INGEST as INGEST_PATH
 from ..events import STATE_CHANGING, Event, to_json
 
 log = logging.getLogger(__name__)
-INGEST_PATH = "/api/benchmark/telemetry/events"
 
 
 class HttpSink:

@@ -7,6 +7,8 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify
 
+from .. import endpoints
+
 bp = Blueprint("api", __name__)
 
 
@@ -14,13 +16,13 @@ def _ctx() -> Any:
     return current_app.extensions["benchwatch"]
 
 
-@bp.get("/api/benchmark/state")
+@bp.get(endpoints.STATE)
 def state() -> Any:
-    s, version = _ctx().hub.snapshot()
+    s, version = _ctx().hub.snapshot()  # what the page sees: state.LiveState
     return jsonify({"state": s, "seq": version})
 
 
-@bp.get("/api/runs")
+@bp.get(endpoints.RUNS_API)
 def runs() -> Any:
     store = _ctx().store
     if store is None:
@@ -28,7 +30,7 @@ def runs() -> Any:
     return jsonify({"runs": store.list_runs()})
 
 
-@bp.get("/api/runs/<run_id>")
+@bp.get(endpoints.RUNS_API + "/<run_id>")
 def run(run_id: str) -> Any:
     store = _ctx().store
     if store is None:
@@ -39,7 +41,7 @@ def run(run_id: str) -> Any:
     return jsonify({"run": row, "results": store.results(run_id)})
 
 
-@bp.get("/healthz")
+@bp.get(endpoints.HEALTH)
 def healthz() -> Any:
     ctx = _ctx()
     hub = ctx.hub

@@ -16,7 +16,7 @@ from flask import Flask, jsonify
 from werkzeug.exceptions import HTTPException
 
 from .. import state as reducer
-from ..config import Config, parse_config
+from ..config import Config, default_config
 from ..store import Store
 from .bus import make_bus
 from .hub import Hub
@@ -36,15 +36,9 @@ class ServerContext:
     telemetry: Any = None  # the TelemetryLoop, when sampling
     bus: Any = None  # LocalBus or RedisBus (bus.py): where accepted events go to be folded
     started: float = field(default_factory=time.monotonic)
-    unknown_runs: set[str] = field(default_factory=set)
 
     def sampler_status(self) -> Any:
         return self.telemetry.status() if self.telemetry is not None else None
-
-
-def default_config() -> Config:
-    return parse_config({"models": [{"name": "-", "backend": "scripted"}],
-                         "datasets": [{"name": "-", "source": "builtin:facts"}]}, "<server defaults>")
 
 
 def create_app(config: Config | None = None, *, store: Store | None | bool = True, token: str | None = None,
@@ -54,7 +48,7 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
     """Build the app. `store=True` opens the config's store, a Store uses that one, None/False runs without.
     `token` defaults to the environment variable named by server.token_env. `sampler` replaces the host
     sampler (tests inject one); `start_sampler=False` runs no telemetry loop at all."""
-    cfg = config or default_config()
+    cfg = config or default_config("<server defaults>")
     sc = cfg.server
     if store is True:
         store = Store(cfg.store, cfg.base_dir)
@@ -63,7 +57,8 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
     ctx = ServerContext(hub=hub, store=store or None,
                         token=token if token is not None else os.environ.get(sc.token_env) or None,
                         token_env=sc.token_env, heartbeat_s=heartbeat_s if heartbeat_s is not None else sc.heartbeat_s)
-    ctx.bus = make_bus(ctx, sc.bus)
+    ctx.bus = make_bus(hub, ctx.store, sc.bus)
+    ctx.bus.fold.rebuild_running()  # a run the store says is running: on the page at once
     ctx.bus.start()
     hub.start_heartbeat(ctx.heartbeat_s)
     app = Flask(__name__, static_folder=None)

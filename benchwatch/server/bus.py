@@ -24,6 +24,8 @@ from urllib.parse import urlsplit
 from sqlalchemy.engine import make_url
 
 from ..events import Event, EventError, parse_events, to_json
+from ..store import Store
+from .hub import Hub
 from .rebuild import rebuilt_state
 
 log = logging.getLogger(__name__)
@@ -46,35 +48,62 @@ class BusUnavailable(RuntimeError):
     """The bus can't take the batch now (Redis unreachable): ingest answers 503 and the runner retries."""
 
 
-def fold_with_rebuild(ctx: Any, events: list[Event], resync: bool = False) -> int:
-    """Fold events; an event of a run this server doesn't hold (it restarted mid-run, or a worker joined late)
-    first rebuilds that run's state from the store, so the runner's next events land on a correct picture."""
-    changed, pending = 0, []
-    for i, e in enumerate(events):
-        run = ctx.hub.state["run"]
-        unknown = e.type not in ("run_started", "telemetry") and (run is None or run["id"] != e.run_id)
-        if e.run_id in ctx.unknown_runs:
-            unknown = False
-        if (unknown or (resync and i == 0 and e.type != "run_started")) and ctx.store is not None:
-            changed += ctx.hub.fold(pending)
-            pending = []
-            new = rebuilt_state(ctx.store, e.run_id, ctx.hub.state)
-            if new is not None:
-                log.info("rebuilt the state of run %s from the store", e.run_id)
-                ctx.hub.reset(new)
-            else:
-                ctx.unknown_runs.add(e.run_id)
-                log.warning("events for run %s, which the store does not know: folded as they come", e.run_id)
-        pending.append(e)
-    return changed + ctx.hub.fold(pending)
+class RebuildingFold:
+    """Folds accepted batches into the hub. An event of a run this server doesn't hold (it restarted mid-run, or a
+    worker joined late), or a batch the runner marked `resync`, first rebuilds that run's state from the store
+    (rebuild.py), so the runner's next events land on a correct picture. A run the store doesn't know either is
+    remembered and folded as it comes."""
+
+    def __init__(self, hub: Hub, store: Store | None):
+        self.hub, self.store = hub, store
+        self.unknown_runs: set[str] = set()
+
+    def __call__(self, events: list[Event], resync: bool = False) -> int:
+        changed, pending = 0, []
+        for i, e in enumerate(events):
+            if self.store is not None and e.run_id not in self.unknown_runs and (
+                    (resync and i == 0 and e.type != "run_started") or self._foreign(e)):
+                changed += self.hub.fold(pending)
+                pending = []
+                self._rebuild(e.run_id)
+            pending.append(e)
+        return changed + self.hub.fold(pending)
+
+    def rebuild_running(self) -> str | None:
+        """At start: when the store's latest run is still running (this server went down while it ran), show it
+        at once, rebuilt from the store, rather than wait for the runner's next event. Returns its id."""
+        if self.store is None:
+            return None
+        try:
+            run_id = self.store.latest_run_id()
+            run = self.store.get_run(run_id) if run_id else None
+            if run is None or run["status"] != "running":
+                return None
+            self._rebuild(run_id)  # type: ignore[arg-type]
+        except Exception:  # the store unreachable at start: serve anyway, the next event tries again
+            log.exception("could not rebuild the running run from the store at start")
+            return None
+        return run_id
+
+    def _foreign(self, e: Event) -> bool:
+        return e.type not in ("run_started", "telemetry") and self.hub.run_id() != e.run_id
+
+    def _rebuild(self, run_id: str) -> None:
+        new = rebuilt_state(self.store, run_id, self.hub.snapshot()[0])  # type: ignore[arg-type]
+        if new is not None:
+            log.info("rebuilt the state of run %s from the store", run_id)
+            self.hub.reset(new)
+        else:
+            self.unknown_runs.add(run_id)
+            log.warning("events for run %s, which the store does not know: folded as they come", run_id)
 
 
 class LocalBus:
     """One process: fold at once. Returns how many events changed the state."""
     kind = "local"
 
-    def __init__(self, ctx: Any):
-        self.ctx = ctx
+    def __init__(self, fold: RebuildingFold):
+        self.fold = fold
         self._lock = threading.Lock()  # one batch at a time: a rebuild and the fold after it must not interleave
 
     def start(self) -> None:
@@ -82,7 +111,7 @@ class LocalBus:
 
     def publish(self, events: list[Event], resync: bool = False) -> int | None:
         with self._lock:
-            return fold_with_rebuild(self.ctx, events, resync)
+            return self.fold(events, resync)
 
     def holds_sampler(self) -> bool:
         return True
@@ -95,8 +124,8 @@ class RedisBus(LocalBus):
     """Every worker appends to and reads from one Redis stream (see the module's docstring)."""
     kind = "redis"
 
-    def __init__(self, ctx: Any, url: str, stream: str = STREAM_KEY):
-        super().__init__(ctx)
+    def __init__(self, fold: RebuildingFold, url: str, stream: str = STREAM_KEY):
+        super().__init__(fold)
         import redis  # the 'redis' extra: imported only when a bus is configured
 
         self._errors = (redis.RedisError, OSError)
@@ -142,7 +171,7 @@ class RedisBus(LocalBus):
             try:
                 if self.last_id is None:
                     # Start after the newest entry: what came before is in the store, and the first event of a
-                    # run this worker doesn't hold rebuilds it from there (fold_with_rebuild).
+                    # run this worker doesn't hold rebuilds it from there (RebuildingFold).
                     newest = self._reader.xrevrange(self.stream, count=1)
                     self.last_id = newest[0][0].decode() if newest else "0-0"
                 reply = self._reader.xread({self.stream: self.last_id}, count=200, block=1000)
@@ -169,16 +198,17 @@ class RedisBus(LocalBus):
             return
         try:
             with self._lock:
-                fold_with_rebuild(self.ctx, events, bool(body.get("resync")))
+                self.fold(events, bool(body.get("resync")))
         except Exception:  # e.g. the store unreachable during a rebuild: this batch only, keep reading
             log.exception("event bus %s: entry %s not folded", self.url, entry_id)
             return
         self.folded += 1
 
 
-def make_bus(ctx: Any, url: str | None) -> LocalBus:
+def make_bus(hub: Hub, store: Store | None, url: str | None) -> LocalBus:
     """`url` is server.bus, already checked by the config schema."""
-    return RedisBus(ctx, url) if url else LocalBus(ctx)
+    fold = RebuildingFold(hub, store)
+    return RedisBus(fold, url) if url else LocalBus(fold)
 
 
 def check_bus(url: str) -> tuple[bool, str] | None:

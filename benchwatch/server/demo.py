@@ -16,11 +16,12 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
+from .. import endpoints
 from ..config import Config, load_config
 from ..processes import stop_process
 
 DEMO_CONFIG = Path(str(resources.files("benchwatch") / "demo_config.yaml"))
-MONITOR_PATH = "/docs/benchmark_monitor.html"
+MONITOR_PATH = endpoints.MONITOR
 
 
 def demo_config(store: str | None = None) -> Config:

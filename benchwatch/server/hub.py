@@ -1,8 +1,9 @@
-"""The hub: the server's run state, its version counter, and the SSE fan-out.
+"""The hub: the SSE fan-out around one FoldLog (fold.py: the run state, its version counter, the patch ring,
+dedupe and the speed meter, with no sockets or threads of its own), under one lock.
 
 Every event (the runner's, the sampler's) is folded through the one reducer (state.apply). Each fold that
-changes the state bumps the version N and produces one pre-serialised `patch` message (benchwatch.patch.diff)
-kept in a bounded ring. A stream is a cursor into that ring: it wakes on a new version, writes everything past
+changes what the page sees bumps the version N and produces one pre-serialised `patch` message kept in a
+bounded ring. A stream is a cursor into that ring: it wakes on a new version, writes everything past
 its cursor in one chunk, and waits again. The ring is also what a reconnect with Last-Event-ID replays from.
 A client whose cursor falls behind the ring's oldest message is too slow: it is dropped (its socket shut down so
 a write blocked on it returns), never buffered without bound.
@@ -11,31 +12,21 @@ Works with real threads (Werkzeug, tests) and with gevent's patched threading (g
 """
 from __future__ import annotations
 
-import collections
-import itertools
-import json
 import logging
 import socket
 import threading
 import time
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-from .. import state as reducer
 from ..events import Event
-from ..patch import diff
+from .fold import FoldLog, sse_message
 
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 RETRY_MS = 3000
 PING = b": ping\n\n"
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
-
-
-def sse_message(kind: str, msg_id: int, data: Any) -> bytes:
-    return f"id: {msg_id}\nevent: {kind}\ndata: {_dumps(data)}\n\n".encode()
+__all__ = ["Hub", "Subscriber", "sse_message", "RETRY_MS", "PING"]
 
 
 class Subscriber:
@@ -66,42 +57,50 @@ class Hub:
         # Wake-up: one Event per state version, replaced on every change. Waiting on it costs a stream nothing
         # per publish beyond its own wake-up (a Condition allocates a waiter lock per wait and per notify).
         self._changed = threading.Event()
-        self.state = state if state is not None else reducer.initial_state()
         # Patch ids start from this server's start time (ms x 1000), not 0: a page that reconnects with an id
         # from a previous server (a restart while it was away) then always gets a fresh snapshot, never the
         # new server's patches taken for its own. (Reaching the next start's base would take 1,000 patches a ms.)
-        self.version = int(time.time() * 1000) * 1000
-        self._ring: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=ring_size)
+        self.log = FoldLog(state, ring_size=ring_size, version=int(time.time() * 1000) * 1000)
         self._subs: set[Subscriber] = set()
         self.max_streams = max_streams
         self.dropped_clients = 0
-        self.duplicates = 0
         self._next_lag_check = 0.0
-        self._chunk_cache: tuple[int, int, bytes] = (-1, -1, b"")  # (cursor, newest version, chunk)
         self._ticker_s: float | None = None  # set by start_heartbeat
+
+    # The FoldLog's fields, read as the hub's own (callers other than the hub hold no lock: a glance only).
+    state = property(lambda self: self.log.state)
+    version = property(lambda self: self.log.version)
+    duplicates = property(lambda self: self.log.duplicates)
+    _ring = property(lambda self: self.log.ring)
 
     # ---- folding events
     def fold(self, events: Iterable[Event]) -> int:
-        """Apply events in order; returns how many changed the state. Events already folded (same run_id, seq
-        not above the last one seen, e.g. a batch the sink re-sent after a lost reply) are skipped."""
-        changed = 0
+        """Apply events in order; returns how many changed what the page sees. Events already folded (same
+        run_id, seq not above the last one seen, e.g. a batch the sink re-sent after a lost reply) are skipped."""
         with self._cond:
-            for event in events:
-                if event.type != "telemetry" and event.seq <= self.state["last_seq"].get(event.run_id, -1):
-                    self.duplicates += 1
-                    continue
-                new = reducer.apply(self.state, event)
-                ops = [op for op in diff(self.state, new) if op[1][:1] != ["last_seq"]]
-                self.state = new
-                if not ops:
-                    continue
-                self.version += 1
-                self._ring.append((self.version, sse_message("patch", self.version, {"ops": ops})))
-                changed += 1
+            changed = self.log.fold(events)
             if changed:
                 self._drop_laggards()
                 self._wake_all()
         return changed
+
+    def run_id(self) -> str | None:
+        """The run this hub holds (None before any)."""
+        with self._cond:
+            run = self.log.state["run"]
+            return run["id"] if run is not None else None
+
+    def sample_speed(self) -> tuple[str | None, float | None, str | None]:
+        """For the 1 Hz sampler, under the lock: (active run id or None, tps or None, why tps is None)."""
+        with self._cond:
+            run = self.log.state["run"]
+            tps, why = self.log.speed.sample(self.log.state)
+            return (run["id"] if run is not None and run["status"] == "running" else None), tps, why
+
+    def read(self, fn: Callable[[dict[str, Any]], T]) -> T:
+        """`fn(state)` under the lock: for readers outside the fold (the sampler's scrape target)."""
+        with self._cond:
+            return fn(self.log.state)
 
     def start_heartbeat(self, interval_s: float) -> None:
         """Wake every stream each `interval_s`: an idle one then writes its `: ping`. One ticker for all streams
@@ -121,11 +120,7 @@ class Hub:
     def reset(self, state: dict[str, Any]) -> None:
         """Replace the whole state (a rebuild): every stream gets a fresh snapshot, the ring starts over."""
         with self._cond:
-            self.state = state
-            self.version += 1
-            self._ring.clear()
-            self._chunk_cache = (-1, -1, b"")
-            self._ring.append((self.version, b""))  # marker: nothing before this version can be replayed
+            self.log.reset(state)
             self._wake_all()
 
     def _drop_laggards(self) -> None:
@@ -136,7 +131,7 @@ class Hub:
         if now < self._next_lag_check:
             return
         self._next_lag_check = now + 0.25
-        oldest = self._ring[0][0] if len(self._ring) == self._ring.maxlen else 0
+        oldest = self.log.oldest_kept()
         for sub in self._subs:
             if sub.dropped:
                 continue
@@ -151,8 +146,9 @@ class Hub:
         sub.drop()
 
     def snapshot(self) -> tuple[dict[str, Any], int]:
+        """What the page sees (a LiveState as data) and its version."""
         with self._cond:
-            return self.state, self.version
+            return self.log.view(), self.log.version
 
     # ---- streams
     @property
@@ -181,24 +177,10 @@ class Hub:
             self._subs.discard(sub)
 
     def _since(self, cursor: int) -> bytes | None:
-        """Messages after `cursor` in one chunk, or None when the ring no longer holds them all.
-
-        Streams woken by the same fold usually share a cursor, so the chunk is built once per (cursor, version)
-        and reused; it is taken from the ring's end (a deque is slow to index from the front)."""
-        if not self._ring or cursor + 1 < self._ring[0][0] or self._ring[0][1] == b"" and cursor < self._ring[0][0]:
-            return None
-        newest = self._ring[-1][0]
-        cached = self._chunk_cache
-        if cached[0] == cursor and cached[1] == newest:
-            return cached[2]
-        msgs = [msg for _, msg in itertools.islice(reversed(self._ring), max(newest - cursor, 0))]
-        msgs.reverse()
-        chunk = b"".join(msgs)
-        self._chunk_cache = (cursor, newest, chunk)
-        return chunk
+        return self.log.since(cursor)
 
     def _snapshot_message(self) -> bytes:
-        return sse_message("snapshot", self.version, {"state": self.state, "seq": self.version})
+        return self.log.snapshot_message()
 
     def stream(self, sub: Subscriber, last_event_id: int | None, heartbeat_s: float) -> Iterator[bytes]:
         """The body of one SSE response: retry hint, snapshot (or replay), then patches and heartbeats."""
@@ -227,7 +209,7 @@ class Hub:
                     else:
                         chunk = self._since(sub.cursor)
                         if chunk is None:
-                            if self._ring and self._ring[0][1] == b"":  # a reset: start over from a snapshot
+                            if self.log.after_reset():  # a reset: start over from a snapshot
                                 chunk = self._snapshot_message()
                             else:
                                 self._drop(sub, "fell behind the ring")

@@ -7,6 +7,7 @@ from typing import Any
 
 from flask import Blueprint, current_app, jsonify, request
 
+from .. import endpoints
 from ..events import EventError, parse_events
 from .bus import BusUnavailable
 
@@ -25,7 +26,7 @@ def _authorised(token: str | None) -> bool:
                                                                               token.encode())  # type: ignore[union-attr]
 
 
-@bp.post("/api/benchmark/telemetry/events")
+@bp.post(endpoints.INGEST)
 def ingest() -> Any:
     ctx = current_app.extensions["benchwatch"]
     if not _authorised(ctx.token):

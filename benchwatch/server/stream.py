@@ -6,11 +6,13 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
 
+from .. import endpoints
+
 bp = Blueprint("stream", __name__)
 RETRY_AFTER_S = 5
 
 
-@bp.get("/api/benchmark/telemetry/stream")
+@bp.get(endpoints.STREAM)
 def stream() -> Any:
     ctx = current_app.extensions["benchwatch"]
     # The raw socket lets the hub shut a too-slow client's connection even while a write to it is blocked.

@@ -59,26 +59,9 @@ class TelemetryLoop:
                 next_at, delay = time.monotonic(), 0
             self._stop.wait(delay)
 
-    _speed_seen = 0  # state.last_speed.n at the previous sample
-
-    def _tps(self) -> tuple[float | None, str | None]:
-        s = self.hub.state
-        run, cur = s["run"], s["current"]
-        if run is None or run["status"] != "running":
-            return None, "no run active"
-        speed = s["last_speed"]
-        finished_since, self._speed_seen = speed["n"] != self._speed_seen, speed["n"]
-        if cur is not None and cur.get("stage") == "streaming":
-            return cur.get("tps") or 0.0, None
-        if finished_since and speed["tps"]:
-            # An answer streamed and finished between two samples (SmolLM2 answers in ~0.2 s): report its speed
-            # once, or a 1 Hz sampler would show a model answering at 75 tok/s as producing nothing.
-            return speed["tps"], None
-        return 0.0, None  # cooling, thinking or evaluating: no visible tokens flow right now
-
     def _model_server_sample(self) -> dict[str, Any] | None:
         from ..telemetry.model_server import active_target
-        target = active_target(self.hub.state)
+        target = self.hub.read(active_target)
         model = target["model"] if target else None
         if model != self._scraped_model and self.model_server is not None:  # another model (or none) runs now:
             self.model_server.forget()  # its intervals start afresh
@@ -95,15 +78,15 @@ class TelemetryLoop:
             return None  # another worker samples this bus
         values = self.sampler.sample()
         unavailable = dict(values.pop("unavailable", {}))
-        tps, why = self._tps()
+        # The run's streaming speed is sampled with the host (the hub's speed meter, read under its lock) and
+        # travels in the same event: with several workers on a bus, every one of them shows this one value.
+        active, tps, why = self.hub.sample_speed()
         if why:
             unavailable["tps"] = why
-        run = self.hub.state["run"]
-        active = run["id"] if run is not None and run["status"] == "running" else None
         self._seq += 1
         event = ev.Telemetry(run_id=active or HOST_RUN_ID, seq=self._seq, tps=tps, unavailable=unavailable,
                              model_server=self._model_server_sample(),
-                             **{k: values.get(k) for k in ("cpu_pct", "fds", "disk_mbps", "gpu_pct", "gpu_temp_c")})
+                             **{k: values.get(k) for k in ev.HOST_METRICS})
         if self.bus is not None:
             try:
                 self.bus.publish([event])

@@ -268,23 +268,12 @@ def redact(url: str) -> str:
 
 
 def active_target(state: dict[str, Any]) -> dict[str, Any] | None:
-    """The running model's metrics endpoint, from the run's config as the runner sent it in run_started:
-    {"model", "url", "kind", "names"}, or None when no run is active or that model has no metrics_url."""
+    """The running model's metrics endpoint, from the run's config as the runner sent it in run_started (kept in
+    the reducer's private plan): {"model", "url", "kind", "names"}, or None when no run is active or that model
+    has no metrics_url."""
     run = state.get("run")
     model = (state.get("server") or {}).get("active_model")
     if run is None or run.get("status") != "running" or model is None:
         return None
-    for m in (run.get("config") or {}).get("models") or []:
-        if isinstance(m, dict) and m.get("name") == model and isinstance(m.get("metrics_url"), str):
-            url = m["metrics_url"]
-            if not url.startswith(("http://", "https://")):
-                return None  # the config schema refuses these; a hand-made run_started must not get further
-            return {"model": model, "url": url, "kind": m.get("metrics_kind") or "auto",
-                    "names": m.get("metrics_names") or {}}
-    return None
-
-
-def any_target(state: dict[str, Any]) -> bool:
-    run = state.get("run") or {}
-    return any(isinstance(m, dict) and m.get("metrics_url")
-               for m in (run.get("config") or {}).get("models") or [])
+    target = ((state.get("plan") or {}).get("scrape") or {}).get(model)
+    return {"model": model, **target} if target else None

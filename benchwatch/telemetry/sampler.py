@@ -6,9 +6,10 @@ from typing import Any, Callable
 
 import psutil
 
+from ..events import HOST_METRICS
 from .nvml import NvmlReader
 
-METRICS = ("cpu_pct", "fds", "disk_mbps", "gpu_pct", "gpu_temp_c")
+METRICS = HOST_METRICS  # what a sample holds: the host's part of events.TELEMETRY_METRICS
 
 
 class HostSampler:

@@ -23,7 +23,7 @@ def test_example_config_is_valid():
 
 @pytest.mark.parametrize("raw, path, words", [
     ({**GOOD, "runner": {"cooling_s": -1}}, "runner.cooling_s", "greater than or equal"),
-    ({**GOOD, "models": [{"name": "m", "backend": "nope"}]}, "models[0](m).backend", "Input should be"),
+    ({**GOOD, "models": [{"name": "m", "backend": "nope"}]}, "models[0](m).backend", "unknown backend 'nope'; expected one of: embedded, ollama, openai, reference, scripted"),
     ({**GOOD, "runner": {"atempts": 3}}, "runner.atempts", "unknown field"),
     ({**GOOD, "models": []}, "models", "at least 1"),
     ({**GOOD, "server": {"bus": "localhost:6379"}}, "server.bus", "expected a Redis URL"),

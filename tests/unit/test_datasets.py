@@ -42,5 +42,7 @@ def test_user_jsonl_relative_to_config(tmp_path):
 
 
 def test_unknown_source(tmp_path):
-    with pytest.raises(DatasetError, match="unknown source"):
-        load_dataset(DatasetConfig(name="m", source="nowhere"), tmp_path)
+    with pytest.raises(ValueError, match="unknown source 'nowhere'"):  # the config refuses it...
+        DatasetConfig(name="m", source="nowhere")
+    with pytest.raises(DatasetError, match="unknown source"):  # ...and so does the loader, given one unchecked
+        load_dataset(DatasetConfig.model_construct(name="m", source="nowhere", limit=None, ids=None), tmp_path)

@@ -3,11 +3,15 @@ prometheus_client (the library vLLM and SGLang publish with), per-interval means
 resets, missing figures and failed scrapes with their reasons, and the config's refusals."""
 from __future__ import annotations
 
+import json
+
 import pytest
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from benchwatch.config import ConfigError, parse_config
-from benchwatch.telemetry.model_server import (SERIES, ModelServerScraper, active_target, any_target, detect,
+from benchwatch import events as ev
+from benchwatch import state as reducer
+from benchwatch.telemetry.model_server import (SERIES, ModelServerScraper, active_target, detect,
                                                parse)
 
 
@@ -174,7 +178,14 @@ def test_detect_by_prefix():
 
 
 def _state(models, active="a", status="running"):
-    return {"run": {"status": status, "config": {"models": models}}, "server": {"active_model": active}}
+    """The reducer's state after a run_started whose config names these models (the runner sends its config)."""
+    plan = ev.RunPlan(models=[ev.PlanModel(name=m["name"], backend="openai") for m in models],
+                      datasets=[ev.PlanDataset(name="d", evaluator="exact_match", task_ids=["t1"])], cooling_s=0.0)
+    s = reducer.apply(reducer.initial_state(), plan.run_started("r1", 1, done=[], config={"models": models}))
+    s = reducer.apply(s, ev.ModelStarted(run_id="r1", seq=2, model=active, backend="openai", ordinal=1, total=1))
+    if status != "running":
+        s = reducer.apply(s, ev.RunFinished(run_id="r1", seq=3, status=status))
+    return s
 
 
 def test_active_target_follows_the_running_model():
@@ -182,7 +193,10 @@ def test_active_target_follows_the_running_model():
     assert active_target(_state(models)) == {"model": "a", "url": "http://h/metrics", "kind": "vllm", "names": {}}
     assert active_target(_state(models, active="b")) is None
     assert active_target(_state(models, status="finished")) is None
-    assert any_target(_state(models)) and not any_target(_state([{"name": "b"}]))
+    # The page learns only that the charts apply; the URLs stay on the server.
+    assert _state(models)["run"]["model_server"] is True
+    assert _state([{"name": "a"}])["run"]["model_server"] is False
+    assert "metrics_url" not in json.dumps(reducer.view(_state(models)))
     # A hand-made run_started can't point the server at a file or another scheme.
     assert active_target(_state([{"name": "a", "metrics_url": "file:///etc/passwd"}])) is None
 

@@ -6,7 +6,7 @@ import math
 import numpy as np
 import pytest
 
-from benchwatch.report.stats import percentile, wilson
+from benchwatch.counting import percentile, wilson
 
 
 def wilson_by_definition(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:

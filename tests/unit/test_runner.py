@@ -5,7 +5,7 @@ from typing import Iterator
 
 import pytest
 
-from benchwatch.backends import BackendError, Stats, Text
+from benchwatch.backends import Backend, BackendError, Stats, Text
 from benchwatch.config import parse_config
 from benchwatch.runner import Runner
 from benchwatch.runner.sinks import MemorySink
@@ -21,14 +21,14 @@ class FakeClock:
         return self.t
 
 
-class TimedBackend:
+class TimedBackend(Backend):
     """Stand-in backend: each script item is (seconds to wait, Text|Stats|Exception)."""
 
     def __init__(self, cfg, clock: FakeClock, script):
         self.cfg, self.clock, self.script = cfg, clock, script
         self.calls = 0
 
-    def connect(self):
+    def connect(self, timeout_s):
         return "connected", "stand-in"
 
     def render_prompt(self, messages):
@@ -94,6 +94,9 @@ def test_stage_times_ttft_and_tokens_per_second(tmp_path):
     assert stages == ["cooling", "thinking", "streaming", "evaluating", "done"]
     seqs = [e.seq for e in sink.events]
     assert seqs == sorted(seqs) and len(set(seqs)) == len(seqs)
+    # The plan it sent is stored with the run, for a restarted server to rebuild from.
+    assert store.get_plan(outcome.run_id) == sink.events[0].plan()
+    assert [d.task_ids for d in store.get_plan(outcome.run_id).datasets] == [["arith-01"]]
 
 
 def test_error_is_retried_and_each_attempt_is_a_row(tmp_path):

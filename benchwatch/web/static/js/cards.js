@@ -40,9 +40,10 @@ export function renderProgress(card, state) {
   setText(field(card, "dataset_pos"), pos(p.dataset, cur && cur.dataset));
   setText(field(card, "task_pos"), pos(p.task, cur && cur.task_id));
   setText(field(card, "done"), run ? `${c.done}/${c.total}` : DASH);
-  setText(field(card, "ok_pct"), run ? num(c.ok_pct, 1, " %") : DASH);
-  setText(field(card, "ko_pct"), run ? num(c.ko_pct, 1, " %") : DASH);
-  setText(field(card, "other_pct"), run ? num(c.other_pct, 1, " %") : DASH);
+  const of = (n, what) => (run ? `${n} ${what} of ${c.done} final verdicts` : "");
+  setText(field(card, "ok_pct"), run ? num(c.ok_pct, 1, " %") : DASH, of(c.pass, "PASS"));
+  setText(field(card, "ko_pct"), run ? num(c.ko_pct, 1, " %") : DASH, of(c.fail, "FAIL"));
+  setText(field(card, "other_pct"), run ? num(c.other_pct, 1, " %") : DASH, of(c.error, "ERROR"));
   setText(field(card, "remaining"), run ? String(c.remaining) : DASH);
 }
 
@@ -105,7 +106,8 @@ export class StreamCard {
       const phase = !st ? "pending" : cur.stage === name && name !== "done" && st.end == null ? "active" : "passed";
       if (li.dataset.phase !== phase) li.dataset.phase = phase;
       const t = li.lastElementChild;
-      setText(t, !st ? DASH : st.elapsed_s != null ? `${st.elapsed_s.toFixed(2)} s` : "…");
+      setText(t, !st ? DASH : st.elapsed_s != null ? `${st.elapsed_s.toFixed(2)} s` : "…",
+              st ? `from ${st.start.toFixed(2)} s after the task began` : "");
     }
     setText(this.status, cur && cur.stage ? cur.stage.toUpperCase() : DASH);
     setText(this.prompt, cur ? cur.prompt : DASH);

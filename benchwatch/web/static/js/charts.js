@@ -1,4 +1,6 @@
-// The six telemetry charts: ECharts line series over the state's 60-sample telemetry window.
+// The telemetry charts: ECharts line series over the state's 60-sample telemetry window. Which charts, their
+// labels, units and decimals come from the state (`metrics`, the server's one list); only how a metric is drawn
+// (scale, colour bands) is said here.
 // Streaming practice: time axis, no symbols, no animation, and setOption with the trimmed window
 // (the server's window already holds the last 60 samples; appendData could not drop old points).
 
@@ -9,14 +11,11 @@ const BANDS = {
   temp: [[0, 50, "#2f7fd8"], [50, 70, "#2e9d4f"], [70, 85, "#e0b000"], [85, 95, "#f08c00"], [95, 130, "#d6453d"]],
 };
 
-export const METRICS = [
-  { key: "tps", label: "TPS", unit: "tokens/s", digits: 1 },
-  { key: "fds", label: "FD", unit: "open FDs", digits: 0 },
-  { key: "cpu_pct", label: "CPU", unit: "%", digits: 0, max: 100, bands: BANDS.cpu },
-  { key: "disk_mbps", label: "Disk", unit: "MB/s", digits: 2 },
-  { key: "gpu_pct", label: "GPU", unit: "%", digits: 0, max: 100 },
-  { key: "gpu_temp_c", label: "Temp", unit: "°C", digits: 0, max: (v) => Math.max(100, Math.ceil(v.max / 10) * 10), bands: BANDS.temp },
-];
+const DRAWING = {
+  cpu_pct: { max: 100, bands: BANDS.cpu },
+  gpu_pct: { max: 100 },
+  gpu_temp_c: { max: (v) => Math.max(100, Math.ceil(v.max / 10) * 10), bands: BANDS.temp },
+};
 
 const STORE_KEY = "benchwatch.monitor.hiddenCharts";
 
@@ -53,13 +52,20 @@ function baseOption(m) {
 export class Charts {
   constructor(gridEl, togglesEl, missingEl) {
     this.gridEl = gridEl;
+    this.togglesEl = togglesEl;
     this.available = typeof window.echarts !== "undefined";
     this.hidden = new Set(JSON.parse(localStorage.getItem(STORE_KEY) || "[]"));
+    this.metrics = null;  // built from the first state's `metrics`
     this.boxes = {};
     this.charts = {};
     this.telemetry = [];
     missingEl.hidden = this.available;
-    for (const m of METRICS) {
+  }
+
+  _build(metrics) {
+    this.metrics = metrics.map((m) => ({ ...m, ...(DRAWING[m.key] || {}) }));
+    const gridEl = this.gridEl, togglesEl = this.togglesEl;
+    for (const m of this.metrics) {
       const btn = document.createElement("button");
       btn.type = "button";
       btn.className = "toggle";
@@ -96,7 +102,7 @@ export class Charts {
   }
 
   initCharts() {
-    for (const m of METRICS) {
+    for (const m of this.metrics) {
       if (this.hidden.has(m.key)) continue;
       this._init(m);
     }
@@ -116,13 +122,15 @@ export class Charts {
     if (show) this.hidden.delete(key); else this.hidden.add(key);
     localStorage.setItem(STORE_KEY, JSON.stringify([...this.hidden]));
     if (!this.available) return;
-    if (show && !this.charts[key]) this._init(METRICS.find((m) => m.key === key));
-    if (show) { this.charts[key].resize(); this._draw(METRICS.find((m) => m.key === key)); }
+    const m = this.metrics.find((x) => x.key === key);
+    if (show && !this.charts[key]) this._init(m);
+    if (show) { this.charts[key].resize(); this._draw(m); }
   }
 
-  update(telemetry) {
+  update(telemetry, metrics) {
+    if (!this.metrics) this._build(metrics);
     this.telemetry = telemetry || [];
-    for (const m of METRICS) this._draw(m);
+    for (const m of this.metrics) this._draw(m);
   }
 
   _draw(m) {

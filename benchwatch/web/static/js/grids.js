@@ -29,7 +29,7 @@ export function renderModels(box, models) {
 export function renderDatasets(box, datasets) {
   const frag = document.createDocumentFragment();
   for (const d of datasets) {
-    const title = `${d.name} · ${d.status} · ${d.done}/${d.total} done · pass ${d.pass} · fail ${d.fail} · error ${d.error}`;
+    const title = `${d.name} · ${d.evaluator} · ${d.status} · ${d.done}/${d.total} done · pass ${d.pass} · fail ${d.fail} · error ${d.error}`;
     const el = pill("", `pill st-${d.status}`, title);
     el.dataset.name = d.name;
     el.dataset.status = d.status;

@@ -1,6 +1,7 @@
 // The live monitor page: wires the SSE stream to the charts, pill grids, cards and streaming details.
 // Rendering happens at most once per animation frame, touching only the parts whose state changed.
 import { connect } from "./stream.js";
+import { REPORTS } from "./endpoints.js";
 import { Charts } from "./charts.js";
 import { ServerCharts } from "./server_charts.js";
 import { renderModels, renderDatasets, TaskGrid } from "./grids.js";
@@ -54,7 +55,7 @@ function renderRun(state) {
   chip.title = run && run.detail ? run.detail : "";
   const link = $("#report-link");
   link.hidden = !run;
-  if (run) link.href = `/reports/${encodeURIComponent(run.id)}`;
+  if (run) link.href = `${REPORTS}/${encodeURIComponent(run.id)}`;
   $("#datasets-model").textContent = state.server.active_model ? `· ${state.server.active_model}` : "";
   $("#tasks-dataset").textContent = state.tasks.dataset ? `· ${state.tasks.dataset} (${state.tasks.items.length})` : "";
 }
@@ -73,11 +74,8 @@ function main() {
   const onState = (state, dirty) => {
     const has = (k) => !dirty || dirty.keys.has(k);
     if (has("run") || has("server") || has("tasks")) renderRun(state);
-    if (has("telemetry")) charts.update(state.telemetry);
-    if (has("telemetry") || has("run")) {
-      const models = (state.run && state.run.config && state.run.config.models) || [];
-      serverCharts.update(state.telemetry, models.some((m) => m && m.metrics_url));
-    }
+    if (has("telemetry") || has("metrics")) charts.update(state.telemetry, state.metrics);
+    if (has("telemetry") || has("run")) serverCharts.update(state.telemetry, state.run && state.run.model_server);
     if (has("models")) renderModels($("#pills-models"), state.models);
     if (has("datasets")) renderDatasets($("#pills-datasets"), state.datasets);
     if (has("tasks") || has("current") || has("run")) taskGrid.render(state.tasks, state.current, dirty);

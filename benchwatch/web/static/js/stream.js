@@ -2,8 +2,8 @@
 // EventSource reconnects by itself (sending Last-Event-ID); if the browser gives up (e.g. a 503),
 // we open a new one after a pause, so the page keeps retrying with no reload.
 import { applyOps } from "./patch.js";
+import { STREAM as STREAM_URL } from "./endpoints.js";  // served from benchwatch/endpoints.py
 
-const STREAM_URL = "/api/benchmark/telemetry/stream";
 const RETRY_MS = 3000;
 
 // onState(state, dirty) is called at most once per animation frame; dirty is null for "everything"
