@@ -36,7 +36,6 @@ class ServerContext:
     telemetry: Any = None  # the TelemetryLoop, when sampling
     bus: Any = None  # LocalBus or RedisBus (bus.py): where accepted events go to be folded
     started: float = field(default_factory=time.monotonic)
-    unknown_runs: set[str] = field(default_factory=set)
 
     def sampler_status(self) -> Any:
         return self.telemetry.status() if self.telemetry is not None else None

@@ -47,26 +47,42 @@ class BusUnavailable(RuntimeError):
 
 
 def fold_with_rebuild(ctx: Any, events: list[Event], resync: bool = False) -> int:
-    """Fold events; an event of a run this server doesn't hold (it restarted mid-run, or a worker joined late)
-    first rebuilds that run's state from the store, so the runner's next events land on a correct picture."""
+    """Fold events into the run they belong to. An event of a run this server doesn't hold (it restarted
+    mid-run, or a worker joined late) first rebuilds that run's state from the store, so the runner's next
+    events land on a correct picture; but never while another run is live and running, and never for a run the
+    store doesn't know: such events are skipped (logged), they can't touch the live run's state. Ingest refuses
+    the unknown-run case with 409 at the door already; this holds the rule for the Redis bus's entries too."""
     changed, pending = 0, []
     for i, e in enumerate(events):
         run = ctx.hub.state["run"]
-        unknown = e.type not in ("run_started", "telemetry") and (run is None or run["id"] != e.run_id)
-        if e.run_id in ctx.unknown_runs:
-            unknown = False
-        if (unknown or (resync and i == 0 and e.type != "run_started")) and ctx.store is not None:
+        foreign = e.type not in ("run_started", "telemetry") and (run is None or run["id"] != e.run_id)
+        if foreign or (resync and i == 0 and e.type != "run_started"):
             changed += ctx.hub.fold(pending)
             pending = []
-            new = rebuilt_state(ctx.store, e.run_id, ctx.hub.state)
+            if foreign and run is not None and run["status"] == "running":
+                ctx.hub.foreign_events += 1
+                log.warning("%s event of run %s skipped: run %s is live", e.type, e.run_id, run["id"])
+                continue
+            new = _rebuilt(ctx, e.run_id)
             if new is not None:
                 log.info("rebuilt the state of run %s from the store", e.run_id)
                 ctx.hub.reset(new)
-            else:
-                ctx.unknown_runs.add(e.run_id)
-                log.warning("events for run %s, which the store does not know: folded as they come", e.run_id)
+            elif foreign:
+                ctx.hub.foreign_events += 1
+                log.warning("%s event of run %s skipped: the store has no such run", e.type, e.run_id)
+                continue
         pending.append(e)
     return changed + ctx.hub.fold(pending)
+
+
+def _rebuilt(ctx: Any, run_id: str) -> Any:
+    if ctx.store is None:
+        return None
+    try:
+        return rebuilt_state(ctx.store, run_id, ctx.hub.state)
+    except Exception:  # a stored config this version refuses, the store down: keep the live state as it is
+        log.exception("could not rebuild run %s from the store", run_id)
+        return None
 
 
 class LocalBus:

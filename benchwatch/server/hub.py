@@ -7,15 +7,24 @@ its cursor in one chunk, and waits again. The ring is also what a reconnect with
 A client whose cursor falls behind the ring's oldest message is too slow: it is dropped (its socket shut down so
 a write blocked on it returns), never buffered without bound.
 
+A client that stops reading is bounded in what it costs and dropped on time: its socket's send buffer is fixed
+small (stream.py: SEND_BUFFER_BYTES, so the kernel can't grow it to megabytes), and a stream whose socket has held
+at least STALL_BYTES unsent for write_timeout_s (the kernel's unsent-byte count, SIOCOUTQ), or whose write has
+blocked that long, is dropped. Time to drop after a client stops reading: the time the stream takes to fill the
+client's own receive buffer (its kernel's, ~128 KiB on Linux for a socket that never read) plus write_timeout_s.
+
 Works with real threads (Werkzeug, tests) and with gevent's patched threading (gunicorn's gevent worker).
 """
 from __future__ import annotations
 
 import collections
+import fcntl
 import itertools
 import json
 import logging
 import socket
+import struct
+import termios
 import threading
 import time
 from typing import Any, Iterable, Iterator
@@ -28,10 +37,23 @@ log = logging.getLogger(__name__)
 
 RETRY_MS = 3000
 PING = b": ping\n\n"
+STALL_BYTES = 16 * 1024  # unsent bytes on a stream's socket that count as "not reading" when they stay
 
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    # allow_nan=False: the page's JSON.parse refuses NaN; a state holding one must never reach a stream.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
+
+
+def unsent_bytes(sock: Any) -> int | None:
+    """Bytes the kernel still holds for this socket (not yet acknowledged by the peer), None if unknown."""
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return None
+        return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 def sse_message(kind: str, msg_id: int, data: Any) -> bytes:
@@ -39,11 +61,12 @@ def sse_message(kind: str, msg_id: int, data: Any) -> bytes:
 
 
 class Subscriber:
-    __slots__ = ("cursor", "sock", "dropped", "opened_at", "writing_since")
+    __slots__ = ("cursor", "sock", "dropped", "opened_at", "writing_since", "stalled_since")
 
     def __init__(self, sock: Any = None):
         self.cursor = 0
         self.writing_since = 0.0  # monotonic time the current write began; 0 when not writing
+        self.stalled_since = 0.0  # monotonic time its socket began holding STALL_BYTES unsent; 0 when not
         self.sock = sock
         self.dropped = False
         self.opened_at = time.monotonic()
@@ -76,6 +99,8 @@ class Hub:
         self.max_streams = max_streams
         self.dropped_clients = 0
         self.duplicates = 0
+        self.foreign_events = 0  # events of a run other than the live one, skipped (bus.fold_with_rebuild)
+        self.bad_events = 0  # events the reducer failed on: skipped, logged, the loop goes on
         self._next_lag_check = 0.0
         self._chunk_cache: tuple[int, int, bytes] = (-1, -1, b"")  # (cursor, newest version, chunk)
         self._ticker_s: float | None = None  # set by start_heartbeat
@@ -90,13 +115,19 @@ class Hub:
                 if event.type != "telemetry" and event.seq <= self.state["last_seq"].get(event.run_id, -1):
                     self.duplicates += 1
                     continue
-                new = reducer.apply(self.state, event)
-                ops = [op for op in diff(self.state, new) if op[1][:1] != ["last_seq"]]
+                try:
+                    new = reducer.apply(self.state, event)
+                    ops = [op for op in diff(self.state, new) if op[1][:1] != ["last_seq"]]
+                    message = sse_message("patch", self.version + 1, {"ops": ops}) if ops else b""
+                except Exception:  # one bad event must not stop the fold, nor reach the state or a stream
+                    self.bad_events += 1
+                    log.exception("event %s seq %s of run %s not folded", event.type, event.seq, event.run_id)
+                    continue
                 self.state = new
                 if not ops:
                     continue
                 self.version += 1
-                self._ring.append((self.version, sse_message("patch", self.version, {"ops": ops})))
+                self._ring.append((self.version, message))
                 changed += 1
             if changed:
                 self._drop_laggards()
@@ -109,8 +140,12 @@ class Hub:
         def tick() -> None:
             while True:
                 time.sleep(interval_s)
-                with self._cond:
-                    self._wake_all()
+                try:
+                    with self._cond:
+                        self._drop_laggards()
+                        self._wake_all()
+                except Exception:  # keep ticking: a stream's heartbeat depends on it
+                    log.exception("SSE heartbeat tick failed")
         self._ticker_s = interval_s
         threading.Thread(target=tick, name="sse-heartbeat", daemon=True).start()
 
@@ -144,6 +179,14 @@ class Hub:
                 self._drop(sub, "fell behind the ring")
             elif sub.writing_since and now - sub.writing_since > self.write_timeout_s:
                 self._drop(sub, f"a write blocked for over {self.write_timeout_s:g} s")
+            elif sub.sock is not None:
+                unsent = unsent_bytes(sub.sock)
+                if unsent is None or unsent < STALL_BYTES:
+                    sub.stalled_since = 0.0
+                elif not sub.stalled_since:
+                    sub.stalled_since = now
+                elif now - sub.stalled_since > self.write_timeout_s:
+                    self._drop(sub, f"{unsent} bytes unsent for over {self.write_timeout_s:g} s")
 
     def _drop(self, sub: Subscriber, why: str) -> None:
         self.dropped_clients += 1

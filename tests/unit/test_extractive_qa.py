@@ -32,8 +32,8 @@ def test_normalize(text, expected):
     ("Paris", "London", 0.0, 0.0),
     ("", "Paris", 0.0, 0.0),  # empty prediction
     ("Paris", "", 0.0, 0.0),
-    ("", "", 1.0, 1.0),  # both empty after normalisation
-    ("The.", "a", 1.0, 1.0),  # both normalise to nothing
+    ("", "", 1.0, 0.0),  # both empty after normalisation: v1.1 gives F1 0 (2.0 would give 1)
+    ("The.", "a", 1.0, 0.0),  # both normalise to nothing: EM 1, F1 0 (v1.1)
 ])
 def test_exact_match_and_f1(pred, gold, em, score):
     assert exact_match(pred, gold) == em
