@@ -68,8 +68,8 @@ class ExtractiveQA:
 
     def evaluate(self, task: Task, response: str) -> Verdict:
         expected = task.expected
-        if isinstance(expected, str):
-            expected = [expected]
+        if expected is not None and not isinstance(expected, (list, dict)):
+            expected = [expected]  # one gold answer (a number is compared as the file wrote it)
         if not isinstance(expected, list) or not expected:
             raise EvaluatorError(f"task {task.id}: 'expected' must be a gold answer or a non-empty list of them")
         golds = [as_written(g) for g in expected]
