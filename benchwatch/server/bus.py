@@ -53,24 +53,30 @@ def fold_with_rebuild(ctx: Any, events: list[Event], resync: bool = False) -> in
     store doesn't know: such events are skipped (logged), they can't touch the live run's state. Ingest refuses
     the unknown-run case with 409 at the door already; this holds the rule for the Redis bus's entries too."""
     changed, pending = 0, []
+    run = ctx.hub.state["run"]
+    live, running = (run["id"], run["status"] == "running") if run else (None, False)
     for i, e in enumerate(events):
-        run = ctx.hub.state["run"]
-        foreign = e.type not in ("run_started", "telemetry") and (run is None or run["id"] != e.run_id)
+        if e.type == "run_started":  # folded below, with what pending holds: the live run from here on
+            live, running = e.run_id, True
+        foreign = e.type not in ("run_started", "telemetry") and e.run_id != live
         if foreign or (resync and i == 0 and e.type != "run_started"):
             changed += ctx.hub.fold(pending)
             pending = []
-            if foreign and run is not None and run["status"] == "running":
+            if foreign and live is not None and running:
                 ctx.hub.foreign_events += 1
-                log.warning("%s event of run %s skipped: run %s is live", e.type, e.run_id, run["id"])
+                log.warning("%s event of run %s skipped: run %s is live", e.type, e.run_id, live)
                 continue
             new = _rebuilt(ctx, e.run_id)
             if new is not None:
                 log.info("rebuilt the state of run %s from the store", e.run_id)
                 ctx.hub.reset(new)
+                live, running = e.run_id, new["run"]["status"] == "running" if new.get("run") else False
             elif foreign:
                 ctx.hub.foreign_events += 1
                 log.warning("%s event of run %s skipped: the store has no such run", e.type, e.run_id)
                 continue
+        if e.type == "run_finished" and e.run_id == live:
+            running = False
         pending.append(e)
     return changed + ctx.hub.fold(pending)
 

@@ -37,6 +37,8 @@ def app(tmp_path_factory):
     live = live[:-4] + [e for e in live[-4:] if e["type"] != "task_finished"]  # the last task still streaming
     r = client.post(PATH, data=json.dumps(live), headers=HEADERS)
     assert r.status_code == 200, r.get_json()
+    hub = app.extensions["benchwatch"].hub
+    assert hub.foreign_events == 0 and hub.state["models"][0]["status"] == "running"  # every event folded
     return app
 
 
