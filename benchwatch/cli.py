@@ -382,7 +382,7 @@ def build_parser() -> argparse.ArgumentParser:
     sv.add_argument("--port", help="port 0-65535 (default: server.port; 0 picks a free one and prints it)")
     sv.add_argument("--store", metavar="URL", help="override the config's store URL")
     sv.add_argument("--log-dir", default="log", metavar="DIR", help="where server.out.log goes (default: log)")
-    sv.add_argument("--heartbeat", metavar="S", help="override server.heartbeat_s (0.5 to 15)")
+    sv.add_argument("--heartbeat", metavar="S", help="override server.heartbeat_s (0.1 to 15)")
     sv.add_argument("--ring-size", metavar="N",
                     help="override server.ring_size: patches kept for Last-Event-ID resume; a client further "
                          "behind is dropped (16 to 1000000, default 4096)")

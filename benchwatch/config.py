@@ -34,7 +34,7 @@ class ServerConfig(_Strict):
     host: str = Field(default="127.0.0.1", min_length=1, max_length=255)
     port: int = Field(default=8765, ge=0, le=65535, description="0 picks a free port")
     max_streams: int = Field(default=1000, ge=1, le=100_000, description="concurrent SSE clients before 503")
-    heartbeat_s: float = Field(default=15.0, ge=0.5, le=15, description="SSE heartbeat comment interval")
+    heartbeat_s: float = Field(default=15.0, ge=0.1, le=15, description="SSE heartbeat comment interval")
     thermal_warm_c: float = Field(default=70.0, ge=-50, le=200, description="GPU temperature: class turns warm")
     thermal_hot_c: float = Field(default=85.0, ge=-50, le=200, description="GPU temperature: class turns hot")
     bus: str | None = Field(default=None, description="redis://HOST:PORT/DB: the event bus that lets several "
