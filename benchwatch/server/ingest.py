@@ -73,8 +73,10 @@ def _read_body() -> tuple[Any, str | None]:
     """(parsed JSON, None) or (None, why it is refused). Over the size limit: 413 (raised)."""
     try:
         raw = request.get_data(cache=False)
-    except HTTPException:
-        raise  # 413 over the limit
+    except HTTPException as exc:
+        if exc.code == 413:
+            raise  # over the size limit: 413
+        return None, f"body: could not be read ({exc.code} {exc.name}: {exc.description})"
     except Exception as exc:  # a malformed chunked body, a client that hung up mid-body
         return None, f"body: could not be read ({type(exc).__name__}: {exc})"
     try:
@@ -111,11 +113,12 @@ def _run_problem(ctx: Any, events: list[Event]) -> str | None:
     """Events fold only into the run they belong to. An event is taken when its run is the live one, starts in
     this batch (run_started), or is a run the store holds (the server restarted mid-run, or another worker
     holds it: it is rebuilt from the store, see bus.fold_with_rebuild). Anything else (a run nobody started)
-    is refused with 409, so it can never change the live run's counters."""
+    is refused with 409, so it can never change the live run's counters. Telemetry samples are the host's,
+    whatever run_id they carry: they feed the charts, never a run's state."""
     run = ctx.hub.state.get("run")
     known = {run["id"]} if run else set()
     for i, e in enumerate(events):
-        if e.run_id in known:
+        if e.type == "telemetry" or e.run_id in known:  # host samples: not a run's state
             continue
         if e.type == "run_started":
             known.add(e.run_id)

@@ -83,7 +83,7 @@ def test_redis_away_mid_run_loses_nothing(tmp_path, write_config):
                 time.sleep(0.05)
             redis.stop()
             # Ingest says so (503 + Retry-After, the runner's sink keeps the batch and retries) and /healthz too.
-            resp = srv.post([{"type": "telemetry", "run_id": runner.run_id, "seq": 1, "cpu_pct": 1.0}])
+            resp = srv.post([{"type": "telemetry", "run_id": "host", "seq": 1, "cpu_pct": 1.0}])
             assert resp.status_code == 503 and "unreachable" in resp.json()["error"]
             assert resp.headers["Retry-After"]
             time.sleep(1.5)

@@ -30,7 +30,7 @@ export function renderModels(box, models, matrix) {
     const st_ = statusOf(m.status, errorsOf(matrix, m.name));
     const el = pill("", `pill st-${st_.cls}`, `${m.name} · ${m.backend} · ${st_.text} · backend ${m.connection}`);
     el.dataset.name = m.name;
-    el.dataset.status = st_.cls;
+    el.dataset.status = m.status;
     const name = document.createElement("span"); name.className = "pill-name"; name.textContent = m.name;
     const ord = document.createElement("span"); ord.className = "pill-ord"; ord.textContent = `${m.ordinal}/${m.of}`;
     const st = document.createElement("span"); st.className = "pill-status"; st.textContent = st_.text;
@@ -47,7 +47,7 @@ export function renderDatasets(box, datasets) {
     const title = `${d.name} · ${st_.text} · ${d.done}/${d.total} done · pass ${d.pass} · fail ${d.fail} · error ${d.error}`;
     const el = pill("", `pill st-${st_.cls}`, title);
     el.dataset.name = d.name;
-    el.dataset.status = st_.cls;
+    el.dataset.status = d.status;
     const name = document.createElement("span"); name.className = "pill-name"; name.textContent = d.name;
     const cnt = document.createElement("span"); cnt.className = "pill-ord"; cnt.textContent = `${d.done}/${d.total}`;
     el.append(name, cnt);
