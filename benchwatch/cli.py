@@ -97,20 +97,21 @@ def _config(args: argparse.Namespace, required: bool = True) -> Config:
     return load_config(path, overrides(args))
 
 
-def open_store(cfg: Config, where: str = "store") -> Any:
+def open_store(cfg: Config, base_dir: Path | None = None) -> Any:
     """The config's store, or a ConfigError naming the field when it can't be opened (bad URL, missing folder,
-    database down, driver not installed)."""
+    database down, driver not installed). `base_dir`: where a relative SQLite path starts (as the caller's
+    Store would resolve it)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import SQLAlchemyError
 
     from .store import Store
     try:
-        return Store(cfg.store)
+        return Store(cfg.store, base_dir)
     except (SQLAlchemyError, ImportError, OSError, ValueError) as exc:
         shown = make_url(cfg.store).render_as_string(hide_password=True)
         reason = str(getattr(exc, "orig", None) or exc).splitlines()[0]
         source = f"{cfg._path}: " if cfg._path else ""
-        raise ConfigError(f"{source}{where}: cannot open {shown}: {reason}") from None
+        raise ConfigError(f"{source}store: cannot open {shown}: {reason}") from None
 
 
 def check_evaluators(cfg: Config) -> None:
@@ -261,7 +262,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         err.print(f"[red]--workers {sc.workers}: several workers share one live view only through an event "
                   "bus; set server.bus (or --bus) to a Redis URL, or run one worker[/]", highlight=False)
         return EXIT_CONFIG
-    open_store(cfg).close()  # a store that can't be opened is refused here, not in every worker
+    open_store(cfg, cfg.base_dir).close()  # refused here, not in every worker (create_app opens it so too)
     from .server import create_app
     from .server.serve import serve
 
