@@ -249,3 +249,29 @@ def test_good_events_still_fold_after_all_that(app):
 def test_the_suite_has_at_least_300_cases():
     n = len(FIELD_CASES) + len(NESTED) + len(BODIES) + 4 * len(FOREIGN) + 4
     assert n >= 300, n
+
+
+def test_the_hub_skips_an_event_the_reducer_fails_on_and_folds_the_rest(monkeypatch):
+    """A bug in the reducer for one event must not stop the fold, reach the state, or break a stream."""
+    from benchwatch import events as ev
+    from benchwatch.server import hub as hub_module
+    from benchwatch.server.hub import Hub
+
+    real = hub_module.reducer.apply
+
+    def apply(state, event):
+        if event.type == "token" and event.text == "boom":
+            raise RuntimeError("reducer bug")
+        return real(state, event)
+
+    monkeypatch.setattr(hub_module.reducer, "apply", apply)
+    hub = Hub()
+    ref = {"run_id": "r", "model": "m", "dataset": "d", "task_id": "t", "attempt": 1}
+    events = [ev.RunStarted(run_id="r", seq=1, models=[ev.PlanModel(name="m", backend="scripted")],
+                            datasets=[ev.PlanDataset(name="d", evaluator="exact_match", task_ids=["t"])]),
+              ev.TaskStarted(**ref, seq=2, prompt="p"),
+              ev.TokenDelta(**ref, seq=3, kind="visible", text="boom", n_tokens=1),
+              ev.TokenDelta(**ref, seq=4, kind="visible", text="ok", n_tokens=1)]
+    assert hub.fold(events) == 3
+    assert hub.bad_events == 1 and hub.state["current"]["response"] == "ok"
+    json.loads(hub._snapshot_message().split(b"data: ", 1)[1])  # every new stream still gets valid JSON
