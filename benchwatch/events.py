@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, NamedTuple, Union
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, create_model
 
 CONTRACT_VERSION = 1
+MAX_SEQ = 2**53 - 1  # the page reads ids as JavaScript numbers: exact up to 2**53
 
 Stage = Literal["cooling", "thinking", "streaming", "evaluating", "done"]
 STAGES: tuple[str, ...] = ("cooling", "thinking", "streaming", "evaluating", "done")
@@ -21,19 +22,20 @@ Connection = Literal["unknown", "connected", "disconnected", "loading"]
 
 
 class _Event(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    # allow_inf_nan=False: NaN / Infinity are not JSON; in the state they would break every stream's JSON.parse.
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     v: Literal[1] = CONTRACT_VERSION
     run_id: str = Field(min_length=1, max_length=200)
-    seq: int = Field(ge=0)
-    ts: float = Field(default_factory=time.time, description="wall-clock seconds since the epoch")
+    seq: int = Field(ge=0, le=MAX_SEQ)
+    ts: float = Field(default_factory=time.time, ge=0, le=1e11, description="wall-clock seconds since the epoch")
 
 
 class _TaskRef(_Event):
     model: str
     dataset: str
     task_id: str
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=10_000)
 
 
 class PlanModel(BaseModel):
@@ -93,8 +95,8 @@ class ModelStarted(_Event):
     type: Literal["model_started"] = "model_started"
     model: str
     backend: str
-    ordinal: int = Field(ge=1)
-    total: int = Field(ge=1)
+    ordinal: int = Field(ge=1, le=1_000_000)
+    total: int = Field(ge=1, le=1_000_000)
 
 
 class BackendState(_Event):
@@ -121,7 +123,7 @@ class StageChanged(_TaskRef):
     """The task entered `stage`; `at_s` is monotonic seconds since the task (its cooling) began."""
     type: Literal["stage"] = "stage"
     stage: Stage
-    at_s: float = Field(ge=0)
+    at_s: float = Field(ge=0, le=1e7)
 
 
 class TokenDelta(_TaskRef):
@@ -129,7 +131,7 @@ class TokenDelta(_TaskRef):
     type: Literal["token"] = "token"
     kind: Literal["thinking", "visible"]
     text: str
-    n_tokens: int = Field(ge=0, description="model tokens in this delta")
+    n_tokens: int = Field(ge=0, le=10**9, description="model tokens in this delta")
     tps: float | None = Field(default=None, description="visible tokens/s so far in this task")
 
 
@@ -143,7 +145,7 @@ class TaskFinished(_TaskRef):
     first_token_ms: float | None = None
     latency_ms: float | None = None
     tokens_per_s: float | None = None
-    completion_tokens: int | None = None
+    completion_tokens: int | None = Field(default=None, ge=0, le=10**9)
     stages: dict[str, list[float]] = Field(default_factory=dict, description="stage -> [start_s, end_s]")
 
 
@@ -225,8 +227,9 @@ def parse_event(data: Any, where: str = "event") -> Event:
         return _adapter.validate_python(data)
     except ValidationError as exc:
         err = exc.errors()[0]
-        field = ".".join(str(p) for p in err["loc"]) or "(event)"
         kind = data.get("type") if isinstance(data, dict) else None
+        loc = err["loc"][1:] if err["loc"][:1] == (kind,) else err["loc"]  # drop the union's tag
+        field = ".".join(str(p) for p in loc) or "(event)"
         raise EventError(f"{where} (type={kind!r}): field '{field}': {err['msg']}") from None
 
 

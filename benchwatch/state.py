@@ -46,6 +46,8 @@ class ModelRow(_View):
     of: int = Field(ge=1)
     status: Literal["pending", "running", "partial", "done", "interrupted", "failed"]
     connection: Connection
+    errors: int = Field(default=0, ge=0, description="its tasks whose final verdict is ERROR (the page says "
+                                                     "'done, N errors' in the error colour)")
 
 
 class _Counts(_View):
@@ -250,7 +252,8 @@ def _run_started(s: dict[str, Any], e: Any) -> None:
     scrape = _scrape_targets(e.config)
     s["run"] = {"id": e.run_id, "status": "running", "detail": "", "model_server": bool(scrape)}
     s["models"] = [{"name": m.name, "backend": m.backend, "ordinal": i + 1, "of": len(e.models),
-                    "status": _model_status(cells[m.name]), "connection": "unknown"}
+                    "status": _model_status(cells[m.name]), "connection": "unknown",
+                    "errors": sum(c["error"] for c in cells[m.name].values())}
                    for i, m in enumerate(e.models)]
     s[PRIVATE] = {"task_ids": {d.name: list(d.task_ids) for d in e.datasets}, "results": results, "cells": cells,
                   "scrape": scrape}
@@ -410,6 +413,8 @@ def _task_finished(s: dict[str, Any], e: Any) -> None:
         **per_model, e.dataset: {**per_model.get(e.dataset, {}), e.task_id: status}}}}
     s["counters"] = _totals(cells)
     s["datasets"] = _datasets_for(s, e.model)
+    if status == "error":
+        s["models"] = [{**m, "errors": m.get("errors", 0) + 1} if m["name"] == e.model else m for m in s["models"]]
 
 
 def _dataset_finished(s: dict[str, Any], e: Any) -> None:

@@ -14,6 +14,7 @@ from typing import Any, Callable
 
 from ..config import DatasetConfig
 from ..registry import Registry
+from ..safe_data import find_problem
 
 
 @dataclass(frozen=True)
@@ -54,19 +55,59 @@ def loader_for(source: str) -> Loader | None:
 JSONL_FIELDS = {"id", "prompt", "expected", "system", "options", "meta"}
 
 
+class JsonNumber(float):
+    """A JSON number with a fraction or exponent, as written in the file: `str()` gives the text back (a gold
+    `3.10` stays "3.10", not "3.1"); arithmetic and comparisons use the value."""
+    raw: str
+
+    def __new__(cls, text: str) -> "JsonNumber":
+        obj = super().__new__(cls, text)
+        obj.raw = text
+        return obj
+
+    def __str__(self) -> str:
+        return self.raw
+
+    def __reduce__(self) -> Any:
+        return (JsonNumber, (self.raw,))
+
+
+def as_written(value: Any) -> str:
+    """A gold answer as text the way the dataset wrote it: JSON literals stay JSON (`true`, `null`, `3.10`)."""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, bool) or value is None:
+        return json.dumps(value)
+    if isinstance(value, (int, float)):
+        return str(value)
+    return json.dumps(value, ensure_ascii=False)
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a JSON number (NaN and Infinity are refused)")
+
+
 def parse_jsonl(text: str, where: str) -> list[Task]:
+    """One task per line. Lines are split on "\n" only (JSON Lines): a raw U+2028, form feed or vertical tab
+    inside a string is data, not a line break."""
     tasks: list[Task] = []
     seen: set[str] = set()
-    for lineno, line in enumerate(text.splitlines(), start=1):
+    for lineno, line in enumerate(text.split("\n"), start=1):
+        line = line[:-1] if line.endswith("\r") else line
         if not line.strip() or line.lstrip().startswith("//"):
             continue
         loc = f"{where}:{lineno}"
         try:
-            obj = json.loads(line)
+            obj = json.loads(line, parse_float=JsonNumber, parse_constant=_no_constant)
         except json.JSONDecodeError as exc:
             raise DatasetError(f"{loc}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+        except (ValueError, RecursionError) as exc:
+            raise DatasetError(f"{loc}: not valid JSON: {exc}") from None
         if not isinstance(obj, dict):
             raise DatasetError(f"{loc}: expected a JSON object, got {type(obj).__name__}")
+        problem = find_problem(obj)
+        if problem is not None:
+            raise DatasetError(f"{loc}: field '{problem.field()}': {problem.reason}")
         for name in ("id", "prompt"):
             if name not in obj:
                 raise DatasetError(f"{loc}: field '{name}' is missing")
@@ -80,6 +121,8 @@ def parse_jsonl(text: str, where: str) -> list[Task]:
         for name in ("options", "meta"):
             if name in obj and not isinstance(obj[name], dict):
                 raise DatasetError(f"{loc}: field '{name}' must be an object")
+        if obj.get("system") is not None and not isinstance(obj["system"], str):
+            raise DatasetError(f"{loc}: field 'system' must be a string (or null)")
         tid = str(obj["id"])
         if tid in seen:
             raise DatasetError(f"{loc}: field 'id': duplicate id {tid!r}")
@@ -107,9 +150,15 @@ def read_source_file(source_path: str, cfg: DatasetConfig, base_dir: Path) -> tu
     if not path.is_absolute():
         path = base_dir / path
     try:
-        return path, path.read_text(encoding="utf-8")
+        data = path.read_bytes()
     except OSError as exc:
         raise DatasetError(f"dataset {cfg.name!r}: cannot read {path}: {exc.strerror or exc}") from None
+    try:
+        return path, data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = data[:exc.start].count(b"\n") + 1
+        raise DatasetError(f"{path}:{line}: dataset {cfg.name!r}: not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                           f"at offset {exc.start}); is it a binary file?") from None
 
 
 def _load_jsonl_path(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 
 from ..config import DatasetConfig
+from ..safe_data import find_problem
 from . import DatasetError, Task, read_source_file, register_source
 
 PROMPT = ("Read the passage and answer the question with a short phrase copied from the passage.\n\n"
@@ -62,6 +63,11 @@ def load_squad(source: str, cfg: DatasetConfig, base_dir: Path) -> list[Task]:
         obj = json.loads(text)
     except json.JSONDecodeError as exc:
         raise DatasetError(f"{path}:{exc.lineno}: not valid JSON: {exc.msg} (column {exc.colno})") from None
+    except (ValueError, RecursionError) as exc:
+        raise DatasetError(f"{path}: not valid JSON: {exc}") from None
+    problem = find_problem(obj, max_depth=64)
+    if problem is not None:
+        raise DatasetError(f"{path}: field '{problem.field()}': {problem.reason}")
     return parse_squad(obj, str(path))
 
 

@@ -60,10 +60,20 @@ def get_evaluator(name: str, options: dict[str, Any] | None = None) -> Evaluator
         cls = EVALUATORS.get(name)
     except KeyError as exc:
         raise EvaluatorError(exc.args[0]) from None
+    for key, value in (options or {}).items():
+        if isinstance(value, (int, float)) and not isinstance(value, bool) and _must_be_positive(key, value):
+            raise EvaluatorError(f"evaluator {name!r}: option {key}: {value!r} must be above 0")
     try:
         return cls(dict(options or {}))
-    except TypeError as exc:
+    except (TypeError, ValueError) as exc:  # ValueError: float('x') for a number option
         raise EvaluatorError(f"evaluator {name!r}: bad options {options}: {exc}") from None
+
+
+def _must_be_positive(key: str, value: float) -> bool:
+    """Limits (timeouts, sizes, counts) can't be negative or zero; tolerances can't be negative."""
+    if key.endswith("_tol"):
+        return value < 0
+    return (key.endswith(("_s", "_mb", "_bytes")) or key.startswith("max_")) and value <= 0
 
 
 def available() -> list[str]:

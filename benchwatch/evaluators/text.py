@@ -6,18 +6,32 @@ import re
 import string
 from typing import Any
 
-from ..datasets import Task
+from ..datasets import Task, as_written
 from . import Evaluator, EvaluatorError, Verdict, register
 
 _PUNCT = str.maketrans("", "", string.punctuation)
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
+# A line that only labels what follows ("Answer:", "**Final answer:**", "A:"), and the same label before an
+# answer on its own line ("Answer: Paris").
+_LABEL = re.compile(r"^[\s*_#>]*(?:final\s+answer|answer|a)\s*[:\uff1a][\s*_]*", re.IGNORECASE)
 
 
 def golds_of(task: Task) -> list[str]:
+    """The gold answers as text, as the dataset wrote them (a JSON 3.10 stays "3.10", true stays "true")."""
     expected = task.expected
     if expected is None:
         raise EvaluatorError(f"task {task.id}: no 'expected' answer")
-    return [str(e) for e in expected] if isinstance(expected, list) else [str(expected)]
+    return [as_written(e) for e in expected] if isinstance(expected, list) else [as_written(expected)]
+
+
+def answer_line(text: str) -> str:
+    """The first line that carries an answer: lines split on "\n" only; blank lines and label-only lines
+    ("Answer:") skipped; a leading "Answer:" label dropped. "Answer:\nParis" and "Answer: Paris" give "Paris"."""
+    for line in text.split("\n"):
+        line = _LABEL.sub("", line, count=1).strip()
+        if line.strip("*_ "):
+            return line
+    return ""
 
 
 class _Normaliser:
@@ -30,7 +44,7 @@ class _Normaliser:
 
     def __call__(self, text: str) -> str:
         if self.first_line:
-            text = next((ln for ln in text.strip().splitlines() if ln.strip()), "")
+            text = answer_line(text)
         if self.case:
             text = text.lower()
         if self.punct:
@@ -60,7 +74,7 @@ class ExactMatch(Evaluator):
     """PASS when the normalised answer equals any normalised gold answer.
 
     Options: ignore_case, ignore_punctuation, collapse_whitespace (default on), ignore_articles,
-    first_line (compare only the first non-empty line; default off).
+    first_line (compare only the first line carrying an answer, see `answer_line`; default off).
     """
 
     def __init__(self, opts: dict[str, Any]):

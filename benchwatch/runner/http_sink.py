@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import collections
 import itertools
+import json
 import logging
+import re
 import threading
 import time
 from typing import Any
@@ -83,6 +85,21 @@ class HttpSink:
 
     # ---- the background thread
     def _loop(self) -> None:
+        """Runs until close(); one bad event or an unexpected error is logged and skipped, never the end of it
+        (a dead sink thread would leave the monitor showing the run "running" forever)."""
+        while True:
+            try:
+                self._serve()
+                return
+            except Exception:
+                log.exception("live server sink: unexpected error; carrying on")
+                with self._cond:
+                    if self._buf:  # whatever broke it goes; the rest is sent
+                        self._buf.popleft()
+                        self.rejected += 1
+                    self._cond.wait(self.backoff_min)
+
+    def _serve(self) -> None:
         delay = self.backoff_min
         while True:
             with self._cond:
@@ -94,6 +111,11 @@ class HttpSink:
                 resync = self._resync
             ok = self._post(batch, resync)
             with self._cond:
+                if isinstance(ok, int) and not isinstance(ok, bool):  # the server refused one event: drop it
+                    index = batch[ok][0]
+                    self._buf = collections.deque(item for item in self._buf if item[0] != index)
+                    self.rejected += 1
+                    continue
                 if ok:
                     last = batch[-1][0]
                     while self._buf and self._buf[0][0] <= last:
@@ -116,12 +138,19 @@ class HttpSink:
                     self._cond.wait(delay)
                     delay = min(delay * 2, self.backoff_max)
 
-    def _post(self, batch: list[tuple[int, Event]], resync: bool) -> bool:
-        body: dict[str, Any] = {"events": [to_json(e) for _, e in batch]}
-        if resync:
-            body["resync"] = True
+    def _post(self, batch: list[tuple[int, Event]], resync: bool) -> bool | int:
+        """True: delivered (or given up on); False: retry later; an int: the server refused that batch item
+        alone (its index), the rest is sent again without it."""
+        items = []
+        for i, (_, e) in enumerate(batch):
+            try:  # the JSON the server will parse: finite numbers, valid UTF-8
+                items.append(json.dumps(to_json(e), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+            except (ValueError, TypeError) as exc:
+                log.error("event %s (seq %s) can't be sent and is skipped: %s", e.type, e.seq, exc)
+                return i
+        body = b'{"events":[' + b",".join(items) + b"]" + (b',"resync":true' if resync else b"") + b"}"
         try:
-            resp = self._client.post(self.endpoint, json=body)
+            resp = self._client.post(self.endpoint, content=body, headers={"Content-Type": "application/json"})
         except httpx.HTTPError as exc:
             return self._failed(f"{type(exc).__name__}: {exc}")
         if resp.status_code < 300:
@@ -133,9 +162,16 @@ class HttpSink:
         if resp.status_code == 413 and self.batch_max > 1:
             self.batch_max = max(1, self.batch_max // 2)  # retried at once in smaller batches
             return False
-        if resp.status_code == 400:  # a malformed event is a bug: say it loudly, don't retry it forever
+        if resp.status_code in (400, 409):  # refused: say it loudly, don't retry it forever
+            try:
+                m = re.match(r"event\[(\d+)\]", str(resp.json().get("error", "")))
+            except (ValueError, AttributeError):
+                m = None
+            if len(batch) > 1 and m and int(m.group(1)) < len(batch):
+                log.error("live server refused one event: %s", resp.text[:500])
+                return int(m.group(1))
             self.rejected += len(batch)
-            log.error("live server rejected %d events: %s", len(batch), resp.text[:500])
+            log.error("live server refused %d events: %s", len(batch), resp.text[:500])
             return True
         return self._failed(f"HTTP {resp.status_code}: {resp.text[:200]}")
 

@@ -49,23 +49,42 @@ class BusUnavailable(RuntimeError):
 
 
 class RebuildingFold:
-    """Folds accepted batches into the hub. An event of a run this server doesn't hold (it restarted mid-run, or a
-    worker joined late), or a batch the runner marked `resync`, first rebuilds that run's state from the store
-    (rebuild.py), so the runner's next events land on a correct picture. A run the store doesn't know either is
-    remembered and folded as it comes."""
+    """Folds accepted batches into the hub, each event into the run it belongs to. An event of a run this server
+    doesn't hold (it restarted mid-run, or a worker joined late), or a batch the runner marked `resync`, first
+    rebuilds that run's state from the store (rebuild.py), so the runner's next events land on a correct picture;
+    but never while another run is live and running, and never for a run the store doesn't know: such events are
+    skipped (counted in the hub's foreign_events, logged), they can't touch the live run's state. Ingest refuses
+    the unknown-run case with 409 at the door already; this holds the rule for the Redis bus's entries too."""
 
     def __init__(self, hub: Hub, store: Store | None):
         self.hub, self.store = hub, store
-        self.unknown_runs: set[str] = set()
 
     def __call__(self, events: list[Event], resync: bool = False) -> int:
         changed, pending = 0, []
+        run = self.hub.read(lambda s: s["run"])
+        live, running = (run["id"], run["status"] == "running") if run else (None, False)
         for i, e in enumerate(events):
-            if self.store is not None and e.run_id not in self.unknown_runs and (
-                    (resync and i == 0 and e.type != "run_started") or self._foreign(e)):
+            if e.type == "run_started":  # folded below, with what pending holds: the live run from here on
+                live, running = e.run_id, True
+            foreign = e.type not in ("run_started", "telemetry") and e.run_id != live
+            if foreign or (resync and i == 0 and e.type != "run_started"):
                 changed += self.hub.fold(pending)
                 pending = []
-                self._rebuild(e.run_id)
+                if foreign and live is not None and running:
+                    self.hub.foreign_events += 1
+                    log.warning("%s event of run %s skipped: run %s is live", e.type, e.run_id, live)
+                    continue
+                new = self._rebuilt(e.run_id)
+                if new is not None:
+                    log.info("rebuilt the state of run %s from the store", e.run_id)
+                    self.hub.reset(new)
+                    live, running = e.run_id, bool(new.get("run")) and new["run"]["status"] == "running"
+                elif foreign:
+                    self.hub.foreign_events += 1
+                    log.warning("%s event of run %s skipped: the store has no such run", e.type, e.run_id)
+                    continue
+            if e.type == "run_finished" and e.run_id == live:
+                running = False
             pending.append(e)
         return changed + self.hub.fold(pending)
 
@@ -79,23 +98,24 @@ class RebuildingFold:
             run = self.store.get_run(run_id) if run_id else None
             if run is None or run["status"] != "running":
                 return None
-            self._rebuild(run_id)  # type: ignore[arg-type]
         except Exception:  # the store unreachable at start: serve anyway, the next event tries again
             log.exception("could not rebuild the running run from the store at start")
             return None
+        new = self._rebuilt(run_id)  # type: ignore[arg-type]
+        if new is None:
+            return None
+        self.hub.reset(new)
         return run_id
 
-    def _foreign(self, e: Event) -> bool:
-        return e.type not in ("run_started", "telemetry") and self.hub.run_id() != e.run_id
+    def _rebuilt(self, run_id: str) -> dict[str, Any] | None:
+        if self.store is None:
+            return None
+        try:
+            return rebuilt_state(self.store, run_id, self.hub.snapshot()[0])
+        except Exception:  # a stored config this version refuses, the store down: keep the live state as it is
+            log.exception("could not rebuild run %s from the store", run_id)
+            return None
 
-    def _rebuild(self, run_id: str) -> None:
-        new = rebuilt_state(self.store, run_id, self.hub.snapshot()[0])  # type: ignore[arg-type]
-        if new is not None:
-            log.info("rebuilt the state of run %s from the store", run_id)
-            self.hub.reset(new)
-        else:
-            self.unknown_runs.add(run_id)
-            log.warning("events for run %s, which the store does not know: folded as they come", run_id)
 
 
 class LocalBus:

@@ -13,15 +13,19 @@ from __future__ import annotations
 import collections
 import itertools
 import json
+import logging
 from typing import Any, Iterable
 
 from .. import state as reducer
 from ..events import Event
 from ..patch import diff
 
+log = logging.getLogger(__name__)
+
 
 def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str)
+    # allow_nan=False: the page's JSON.parse refuses NaN; a state holding one must never reach a stream.
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":"), default=str, allow_nan=False)
 
 
 def sse_message(kind: str, msg_id: int, data: Any) -> bytes:
@@ -68,6 +72,7 @@ class FoldLog:
         self.ring: collections.deque[tuple[int, bytes]] = collections.deque(maxlen=ring_size)
         self.last_seq: dict[str, int] = {}  # run_id -> the highest seq folded
         self.duplicates = 0
+        self.bad_events = 0  # events the reducer failed on: skipped, logged, the fold goes on
         self.speed = SpeedMeter()
         self._chunk_cache: tuple[int, int, bytes] = (-1, -1, b"")  # (cursor, newest version, chunk)
 
@@ -79,18 +84,25 @@ class FoldLog:
         run_id, seq not above the last one seen) are skipped and counted as duplicates."""
         changed = 0
         for event in events:
+            if event.type != "telemetry" and event.seq <= self.last_seq.get(event.run_id, -1):
+                self.duplicates += 1
+                continue
+            try:
+                new = reducer.apply(self.state, event)
+                ops = diff(reducer.view(self.state), reducer.view(new))
+                message = sse_message("patch", self.version + 1, {"ops": ops}) if ops else b""
+            except Exception:  # one bad event must not stop the fold, nor reach the state or a stream
+                self.bad_events += 1
+                log.exception("event %s seq %s of run %s not folded", event.type, event.seq, event.run_id)
+                continue
             if event.type != "telemetry":
-                if event.seq <= self.last_seq.get(event.run_id, -1):
-                    self.duplicates += 1
-                    continue
                 self.last_seq[event.run_id] = event.seq
             self.speed.note(event)
-            old, self.state = self.state, reducer.apply(self.state, event)
-            ops = diff(reducer.view(old), reducer.view(self.state))
+            self.state = new
             if not ops:
                 continue
             self.version += 1
-            self.ring.append((self.version, sse_message("patch", self.version, {"ops": ops})))
+            self.ring.append((self.version, message))
             changed += 1
         return changed
 

@@ -8,12 +8,21 @@ its cursor in one chunk, and waits again. The ring is also what a reconnect with
 A client whose cursor falls behind the ring's oldest message is too slow: it is dropped (its socket shut down so
 a write blocked on it returns), never buffered without bound.
 
+A client that stops reading is bounded in what it costs and dropped on time: its socket's send buffer is fixed
+small (stream.py: SEND_BUFFER_BYTES, so the kernel can't grow it to megabytes), and a stream whose socket has held
+at least STALL_BYTES unsent for write_timeout_s (the kernel's unsent-byte count, SIOCOUTQ), or whose write has
+blocked that long, is dropped. Time to drop after a client stops reading: the time the stream takes to fill the
+client's own receive buffer (its kernel's, ~128 KiB on Linux for a socket that never read) plus write_timeout_s.
+
 Works with real threads (Werkzeug, tests) and with gevent's patched threading (gunicorn's gevent worker).
 """
 from __future__ import annotations
 
+import fcntl
 import logging
 import socket
+import struct
+import termios
 import threading
 import time
 from typing import Any, Callable, Iterable, Iterator, TypeVar
@@ -26,15 +35,28 @@ log = logging.getLogger(__name__)
 
 RETRY_MS = 3000
 PING = b": ping\n\n"
-__all__ = ["Hub", "Subscriber", "sse_message", "RETRY_MS", "PING"]
+STALL_BYTES = 16 * 1024  # unsent bytes on a stream's socket that count as "not reading" when they stay
+__all__ = ["Hub", "Subscriber", "sse_message", "unsent_bytes", "RETRY_MS", "PING", "STALL_BYTES"]
+
+
+def unsent_bytes(sock: Any) -> int | None:
+    """Bytes the kernel still holds for this socket (not yet acknowledged by the peer), None if unknown."""
+    try:
+        fd = sock.fileno()
+        if fd < 0:
+            return None
+        return struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+    except (OSError, AttributeError, ValueError):
+        return None
 
 
 class Subscriber:
-    __slots__ = ("cursor", "sock", "dropped", "opened_at", "writing_since")
+    __slots__ = ("cursor", "sock", "dropped", "opened_at", "writing_since", "stalled_since")
 
     def __init__(self, sock: Any = None):
         self.cursor = 0
         self.writing_since = 0.0  # monotonic time the current write began; 0 when not writing
+        self.stalled_since = 0.0  # monotonic time its socket began holding STALL_BYTES unsent; 0 when not
         self.sock = sock
         self.dropped = False
         self.opened_at = time.monotonic()
@@ -64,6 +86,7 @@ class Hub:
         self._subs: set[Subscriber] = set()
         self.max_streams = max_streams
         self.dropped_clients = 0
+        self.foreign_events = 0  # events of a run other than the live one, skipped (bus.RebuildingFold)
         self._next_lag_check = 0.0
         self._ticker_s: float | None = None  # set by start_heartbeat
 
@@ -71,6 +94,7 @@ class Hub:
     state = property(lambda self: self.log.state)
     version = property(lambda self: self.log.version)
     duplicates = property(lambda self: self.log.duplicates)
+    bad_events = property(lambda self: self.log.bad_events)
     _ring = property(lambda self: self.log.ring)
 
     # ---- folding events
@@ -108,8 +132,12 @@ class Hub:
         def tick() -> None:
             while True:
                 time.sleep(interval_s)
-                with self._cond:
-                    self._wake_all()
+                try:
+                    with self._cond:
+                        self._drop_laggards()
+                        self._wake_all()
+                except Exception:  # keep ticking: a stream's heartbeat depends on it
+                    log.exception("SSE heartbeat tick failed")
         self._ticker_s = interval_s
         threading.Thread(target=tick, name="sse-heartbeat", daemon=True).start()
 
@@ -139,6 +167,14 @@ class Hub:
                 self._drop(sub, "fell behind the ring")
             elif sub.writing_since and now - sub.writing_since > self.write_timeout_s:
                 self._drop(sub, f"a write blocked for over {self.write_timeout_s:g} s")
+            elif sub.sock is not None:
+                unsent = unsent_bytes(sub.sock)
+                if unsent is None or unsent < STALL_BYTES:
+                    sub.stalled_since = 0.0
+                elif not sub.stalled_since:
+                    sub.stalled_since = now
+                elif now - sub.stalled_since > self.write_timeout_s:
+                    self._drop(sub, f"{unsent} bytes unsent for over {self.write_timeout_s:g} s")
 
     def _drop(self, sub: Subscriber, why: str) -> None:
         self.dropped_clients += 1

@@ -112,7 +112,8 @@ def test_a_scripted_run_fills_the_page_live(server, browser, shots):
     expect(card(page, "card-task", "latency")).to_have_text("1300 ms")
     expect(card(page, "card-task", "status_label")).to_have_text("PASS")
 
-    # FAIL and ERROR are red; a finished dataset turns green; live OK/KO/OTHER %.
+    # FAIL and ERROR are red; a finished dataset with an ERROR says so in the error colour, not a pass's green;
+    # live OK/KO/OTHER %.
     server.post(sr.rest_of_first_dataset(s))
     expect(page.locator("#pills-tasks [data-id='a3']")).to_have_attribute("data-status", "error")
     assert bg(page.locator("#pills-tasks [data-id='a2']")) == RED
@@ -121,7 +122,8 @@ def test_a_scripted_run_fills_the_page_live(server, browser, shots):
     expect(page.locator("#pills-tasks [data-id='a3']")).to_have_attribute("title", "a3 · error · ERROR")
     ds = page.locator("#pills-datasets .pill[data-name='arithmetic']")
     expect(ds).to_have_attribute("data-status", "done")
-    assert bg(ds) == GREEN
+    expect(ds).to_contain_text("done, 1 error")
+    assert bg(ds) == "rgb(168, 42, 138)"  # --error
     assert bg(page.locator("#pills-datasets .pill[data-name='facts']")) != GREEN
     expect(card(page, "card-progress", "done")).to_have_text("3/10")
     expect(card(page, "card-progress", "ok_pct")).to_have_text("33.3 %")

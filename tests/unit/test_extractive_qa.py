@@ -32,8 +32,8 @@ def test_normalize(text, expected):
     ("Paris", "London", 0.0, 0.0),
     ("", "Paris", 0.0, 0.0),  # empty prediction
     ("Paris", "", 0.0, 0.0),
-    ("", "", 1.0, 1.0),  # both empty after normalisation
-    ("The.", "a", 1.0, 1.0),  # both normalise to nothing
+    ("", "", 1.0, 0.0),  # both empty after normalisation: v1.1 gives F1 0 (2.0 would give 1)
+    ("The.", "a", 1.0, 0.0),  # both normalise to nothing: EM 1, F1 0 (v1.1)
 ])
 def test_exact_match_and_f1(pred, gold, em, score):
     assert exact_match(pred, gold) == em
@@ -91,3 +91,49 @@ def test_builtin_reading_golds_pass_their_own_evaluator():
     for t in tasks:
         assert ev.evaluate(t, t.expected[0]).verdict == "PASS"
         assert ev.evaluate(t, "completely unrelated words").verdict == "FAIL"
+
+
+# The official v1.1 script's rules where implementations differ (worked by hand from its definition: normalise,
+# then EM is string equality and F1 is 0 unless a token is shared).
+@pytest.mark.parametrize("pred, gold, em, score", [
+    ("the", "an", 1.0, 0.0),  # both empty after normalisation
+    ("...", "!!!", 1.0, 0.0),
+    ("a a a", "", 1.0, 0.0),
+    ("The Cat", "cat!", 1.0, 1.0),
+    ("cat\u2028dog", "cat dog", 1.0, 1.0),  # any Unicode white space separates tokens
+    ("Cats", "cat", 0.0, 0.0),  # no stemming
+])
+def test_v11_rules(pred, gold, em, score):
+    assert exact_match(pred, gold) == em
+    assert f1(pred, gold) == pytest.approx(score)
+
+
+@pytest.mark.parametrize("reply, scored", [
+    ("Answer:\nParis", "Paris"),
+    ("Answer: Paris", "Paris"),
+    ("**Answer:**\n\nParis\nIt is the capital.", "Paris"),
+    ("Final answer: Paris", "Paris"),
+    ("\n\nParis\nBecause...", "Paris"),
+    ("Paris\u2028London", "Paris\u2028London"),  # lines are split on \n only
+    ("Paris\vLondon\fRome", "Paris\vLondon\fRome"),
+    ("Answerable: yes", "Answerable: yes"),  # not a label
+])
+def test_first_line_scores_the_answer_after_a_label(reply, scored):
+    ev = get_evaluator("extractive_qa", {})
+    assert ev.evaluate(_task(["Paris"]), reply).detail["actual"] == scored
+    assert get_evaluator("extractive_qa", {"first_line": False}).evaluate(_task(["x"]), reply).detail[
+        "scored"] == "whole reply"
+
+
+def test_non_string_golds_are_compared_as_written_in_the_file():
+    from benchwatch.datasets import parse_jsonl
+    tasks = parse_jsonl('{"id": 1, "prompt": "p", "expected": 3.10}\n{"id": 2, "prompt": "p", "expected": '
+                        '[true, 1e3, null, 7]}\n', "f.jsonl")
+    exact = get_evaluator("exact_match", {})
+    assert exact.evaluate(tasks[0], "3.10").verdict == "PASS"
+    assert exact.evaluate(tasks[0], "3.1").verdict == "FAIL"  # str(3.10) would have been "3.1"
+    assert exact.evaluate(tasks[1], "true").verdict == "PASS"
+    assert exact.evaluate(tasks[1], "1e3").verdict == "PASS"
+    assert exact.evaluate(tasks[1], "7").verdict == "PASS"
+    assert get_evaluator("extractive_qa", {}).evaluate(tasks[0], "3.10").detail["em"] == 1.0
+    assert get_evaluator("numeric", {}).evaluate(tasks[0], "3.1").verdict == "PASS"  # numbers still compare

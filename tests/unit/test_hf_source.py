@@ -173,7 +173,7 @@ def test_folder_errors(suites, tmp_path):
 
 
 def test_config_errors():
-    with pytest.raises(ConfigError, match=r"datasets\[0\]\(d\): Value error, unknown preset 'mmlu2'; available: "
+    with pytest.raises(ConfigError, match=r"datasets\[0\]\(d\): unknown preset 'mmlu2'; available: "
                                           r"\['arc_challenge', 'arc_easy', 'gsm8k', 'hellaswag', 'mbpp', 'mmlu'"):
         _dataset(preset="mmlu2")
     with pytest.raises(ConfigError, match=r"field\(s\) \['expected', 'prompt'\] apply to hf: sources only"):

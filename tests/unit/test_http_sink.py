@@ -44,3 +44,42 @@ def test_full_buffer_drops_token_deltas_first_and_state_events_loudly():
         sink.close()
         assert time.perf_counter() - t0 < 2  # a dead server doesn't hold the end of the run
         s.close()
+
+
+def test_a_bad_event_is_skipped_and_the_rest_delivered_to_a_real_ingest():
+    """One event that can't be sent (a lone surrogate in its text) and one the server refuses (its run was
+    never started: 409 naming event[i]) are dropped alone, logged; the sink's thread goes on and delivers the
+    rest, so the monitor never shows the run "running" forever."""
+    import threading
+
+    from werkzeug.serving import make_server
+
+    from benchwatch.server import create_app
+
+    app = create_app(store=None, token="tok", start_sampler=False)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sink = HttpSink(f"http://127.0.0.1:{server.server_port}", "tok", flush_interval_s=0.01)
+    try:
+        run = [ev.RunStarted(run_id="r", seq=1, models=[ev.PlanModel(name="m", backend="scripted")],
+                             datasets=[ev.PlanDataset(name="d", evaluator="exact_match", task_ids=["t"])]),
+               ev.DatasetStarted(run_id="r", seq=2, model="m", dataset="d", task_ids=["t"]),
+               ev.TaskStarted(run_id="r", seq=3, model="m", dataset="d", task_id="t", attempt=1, prompt="p"),
+               ev.TokenDelta(run_id="r", seq=4, model="m", dataset="d", task_id="t", attempt=1, kind="visible",
+                             text="bad \ud800", n_tokens=1),
+               ev.DatasetFinished(run_id="never-started", seq=5, model="m", dataset="d"),
+               ev.TokenDelta(run_id="r", seq=6, model="m", dataset="d", task_id="t", attempt=1, kind="visible",
+                             text="good", n_tokens=1),
+               ev.RunFinished(run_id="r", seq=7, status="finished")]
+        for e in run:
+            sink.emit(e)
+        deadline = time.time() + 10
+        hub = app.extensions["benchwatch"].hub
+        while time.time() < deadline and (hub.state["run"] or {}).get("status") != "finished":
+            time.sleep(0.02)
+        assert hub.state["run"]["status"] == "finished"
+        assert hub.state["current"]["response"] == "good"
+        assert sink.rejected == 2 and sink._thread.is_alive()
+    finally:
+        sink.close()
+        server.shutdown()

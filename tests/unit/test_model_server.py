@@ -214,7 +214,7 @@ def test_config_fields():
 
 
 @pytest.mark.parametrize("fields, message", [
-    ({"metrics_url": "ftp://h/metrics"}, "models[0](m).metrics_url: Value error, expected an http:// or https:// URL"),
+    ({"metrics_url": "ftp://h/metrics"}, "models[0](m).metrics_url: expected an http:// or https:// URL"),
     ({"metrics_kind": "triton"}, "models[0](m).metrics_kind: Input should be 'auto', 'vllm'"),
     ({"metrics_names": {"running": "x"}}, "metrics_names is read only with metrics_kind: generic"),
     ({"metrics_kind": "generic"}, "metrics_kind generic needs metrics_names"),

@@ -11,15 +11,23 @@ function pill(text, cls, title) {
   return el;
 }
 
+// A model or dataset that is done but whose tasks ended in ERROR (backend or harness failure) is not the green of
+// one whose tasks passed or failed: "done, N errors" in the error colour.
+function statusOf(status, errors) {
+  if (status === "done" && errors > 0) return { cls: "done-errors", text: `done, ${errors} error${errors === 1 ? "" : "s"}` };
+  return { cls: status, text: status };
+}
+
 export function renderModels(box, models) {
   const frag = document.createDocumentFragment();
   for (const m of models) {
-    const el = pill("", `pill st-${m.status}`, `${m.name} · ${m.backend} · ${m.status} · backend ${m.connection}`);
+    const st_ = statusOf(m.status, m.errors);
+    const el = pill("", `pill st-${st_.cls}`, `${m.name} · ${m.backend} · ${st_.text} · backend ${m.connection}`);
     el.dataset.name = m.name;
     el.dataset.status = m.status;
     const name = document.createElement("span"); name.className = "pill-name"; name.textContent = m.name;
     const ord = document.createElement("span"); ord.className = "pill-ord"; ord.textContent = `${m.ordinal}/${m.of}`;
-    const st = document.createElement("span"); st.className = "pill-status"; st.textContent = m.status;
+    const st = document.createElement("span"); st.className = "pill-status"; st.textContent = st_.text;
     el.append(ord, name, st);
     frag.append(el);
   }
@@ -29,13 +37,18 @@ export function renderModels(box, models) {
 export function renderDatasets(box, datasets) {
   const frag = document.createDocumentFragment();
   for (const d of datasets) {
-    const title = `${d.name} · ${d.evaluator} · ${d.status} · ${d.done}/${d.total} done · pass ${d.pass} · fail ${d.fail} · error ${d.error}`;
-    const el = pill("", `pill st-${d.status}`, title);
+    const st_ = statusOf(d.status, d.error);
+    const title = `${d.name} · ${d.evaluator} · ${st_.text} · ${d.done}/${d.total} done · pass ${d.pass} · fail ${d.fail} · error ${d.error}`;
+    const el = pill("", `pill st-${st_.cls}`, title);
     el.dataset.name = d.name;
     el.dataset.status = d.status;
     const name = document.createElement("span"); name.className = "pill-name"; name.textContent = d.name;
     const cnt = document.createElement("span"); cnt.className = "pill-ord"; cnt.textContent = `${d.done}/${d.total}`;
     el.append(name, cnt);
+    if (st_.cls === "done-errors") {
+      const st = document.createElement("span"); st.className = "pill-status"; st.textContent = st_.text;
+      el.append(st);
+    }
     frag.append(el);
   }
   box.replaceChildren(frag);

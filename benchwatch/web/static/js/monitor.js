@@ -87,10 +87,23 @@ function main() {
       performance.mark("benchwatch:rendered");
     }
   };
+  // While the stream is down the data on the page is stale: dimmed, and the chip says how old it is.
+  let staleTimer = null;
   const onConnection = (st) => {
     const chip = $("#conn-chip");
     chip.dataset.state = st;
-    chip.textContent = CONN_TEXT[st];
+    const live = st === "open";
+    const monitor = window.benchwatchMonitor;
+    const stale = !live && monitor && monitor.lastUpdate !== null;
+    document.body.classList.toggle("stale", Boolean(stale));
+    clearInterval(staleTimer);
+    staleTimer = null;
+    const show = () => {
+      const age = monitor && monitor.lastUpdate !== null ? Math.round((Date.now() - monitor.lastUpdate) / 1000) : null;
+      chip.textContent = stale && age !== null ? `${CONN_TEXT[st]} · last update ${age} s ago` : CONN_TEXT[st];
+    };
+    show();
+    if (stale) staleTimer = setInterval(show, 1000);
   };
   window.benchwatchMonitor = connect({ onState, onConnection });
 }

@@ -14,6 +14,7 @@ export function connect({ onState, onConnection }) {
   let full = true;
   let scheduled = false;
   let es = null;
+  let lastUpdate = null;  // Date.now() of the last snapshot or patch: how old the page's data is
 
   function schedule() {
     if (scheduled) return;
@@ -41,19 +42,21 @@ export function connect({ onState, onConnection }) {
     onConnection("connecting");
     es = new EventSource(STREAM_URL);
     es.addEventListener("open", () => onConnection("open"));
-    es.addEventListener("snapshot", (msg) => {
+    es.addEventListener("snapshot", (msg) => guarded(() => {
       state = JSON.parse(msg.data).state;
+      lastUpdate = Date.now();
       full = true;
       onConnection("open");
       schedule();
-    });
-    es.addEventListener("patch", (msg) => {
+    }));
+    es.addEventListener("patch", (msg) => guarded(() => {
       if (!state) return;  // deltas before a snapshot can't be applied; the snapshot comes first
       const ops = JSON.parse(msg.data).ops;
       state = applyOps(state, ops);
+      lastUpdate = Date.now();
       for (const op of ops) markDirty(op[1]);
       schedule();
-    });
+    }));
     es.addEventListener("error", () => {
       if (es.readyState === EventSource.CLOSED) {
         onConnection("closed");
@@ -65,7 +68,19 @@ export function connect({ onState, onConnection }) {
     });
   }
 
+  // A message that can't be read or applied must not freeze the page: start over from a fresh snapshot.
+  function guarded(fn) {
+    try {
+      fn();
+    } catch (e) {
+      console.error("benchwatch: stream message not applied, reconnecting for a fresh snapshot:", e);
+      es.close();
+      onConnection("closed");
+      setTimeout(open, RETRY_MS);
+    }
+  }
+
   dirty = { keys: new Set(), taskItems: new Set(), taskItemsAll: false };
   open();
-  return { get state() { return state; } };
+  return { get state() { return state; }, get lastUpdate() { return lastUpdate; } };
 }
