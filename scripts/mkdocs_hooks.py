@@ -75,14 +75,14 @@ def _bounds(s: dict[str, Any]) -> str:
     return ", ".join(f"{sign} {s[k]}" for k, sign in marks.items() if k in s)
 
 
-def model_section(name: str, s: dict[str, Any], heading: str) -> list[str]:
+def model_section(name: str, s: dict[str, Any], heading: str, tag: str | None = None) -> list[str]:
     out = [f"{heading} {name}", ""]
     if s.get("description"):
         out += [s["description"].strip(), ""]
     props = s.get("properties") or {}
     if not props:
         return out + [f"Type: {type_of(s)}", ""]
-    required = set(s.get("required") or [])
+    required = set(s.get("required") or []) | ({tag} if tag else set())  # the union's tag is needed to parse
     out += ["| field | type | required | default | notes |", "|---|---|---|---|---|"]
     for field, fs in props.items():
         default = "" if "default" not in fs else f"`{json.dumps(fs['default'])}`"
@@ -105,7 +105,7 @@ def render(name: str) -> str:
         mapping = (schema.get("discriminator") or {}).get("mapping") or {}
         by_ref = {_ref_name(v): k for k, v in mapping.items()}
         key = (schema.get("discriminator") or {}).get("propertyName", "type")
-        lines += [f"The `{key}` field selects the model (every event must carry it on the wire).", "",
+        lines += [f"The `{key}` field selects the model: every event must carry it.", "",
                   f"| `{key}` | model |", "|---|---|"]
         for o in options:
             ref = _ref_name(o["$ref"])
@@ -113,7 +113,7 @@ def render(name: str) -> str:
         lines += ["", "## Events" if name == "events" else "## Variants", ""]
         for o in options:
             ref = _ref_name(o["$ref"])
-            lines += model_section(ref, defs[ref], "###")
+            lines += model_section(ref, defs[ref], "###", tag=key)
             done.add(ref)
     else:
         lines += model_section(schema.get("title", name), schema, "##")
