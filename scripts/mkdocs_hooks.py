@@ -102,9 +102,13 @@ def render(name: str) -> str:
     done: set[str] = set()
     options = schema.get("oneOf") or schema.get("anyOf")
     if options:
+        key = (schema.get("discriminator") or {}).get("propertyName", "type")
         mapping = (schema.get("discriminator") or {}).get("mapping") or {}
         by_ref = {_ref_name(v): k for k, v in mapping.items()}
-        key = (schema.get("discriminator") or {}).get("propertyName", "type")
+        for o in options:  # without a discriminator, each member's constant tag names it
+            ref = _ref_name(o["$ref"])
+            tag = defs[ref].get("properties", {}).get(key, {})
+            by_ref.setdefault(ref, tag.get("const", tag.get("default", ref)))
         lines += [f"The `{key}` field selects the model: every event must carry it.", "",
                   f"| `{key}` | model |", "|---|---|"]
         for o in options:
