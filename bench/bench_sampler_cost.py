@@ -3,7 +3,7 @@ the hub's state like the server does; no SSE clients, no store).
 
 Two figures: the CPU time of one tick measured over many back-to-back ticks (x 3600 = CPU s/hour at 1 Hz),
 and the real loop left running at 1 Hz for --seconds in an otherwise idle process (process CPU time delta).
-On this machine NVML has no driver: its cost is the (cached) failure path; see the README for a GPU host.
+On this machine NVML has no driver: its cost is the (cached) failure path; see docs/measuring.md for the figures.
 
     .venv/bin/python bench/bench_sampler_cost.py [--ticks 600] [--seconds 30]
 """

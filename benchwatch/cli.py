@@ -428,7 +428,7 @@ def build_parser() -> argparse.ArgumentParser:
                         description="Start the live server on a loopback port (server.port, or a free one when "
                                     "busy) with a generated ingest token, print the monitor URL "
                                     "(/docs/benchmark_monitor.html), and run the bundled benchmark "
-                                    "(benchwatch/demo_config.yaml: SmolLM2-135M on small built-in sets) with "
+                                    "(benchwatch/demo_config.yaml: SmolLM2-135M, then the reference answers, on small task sets) with "
                                     "its events published there. The server keeps serving after the run "
                                     "until Ctrl-C, unless --exit-when-done.")
     dm.add_argument("--host", help="bind address (default: loopback)")

@@ -1,6 +1,6 @@
 """The backend interface: stream one chat request as thinking text, visible text and final stats.
 
-Timing is not measured here: the runner measures every backend the same way (see README, "How we measure").
+Timing is not measured here: the runner measures every backend the same way (see docs/measuring.md).
 A backend only says what arrived; the runner's clock says when.
 """
 from __future__ import annotations

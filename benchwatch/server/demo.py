@@ -26,7 +26,10 @@ MONITOR_PATH = endpoints.MONITOR
 
 def demo_config(store: str | None = None) -> Config:
     cfg = load_config(DEMO_CONFIG)
-    cfg._path = None  # relative paths (the store) are taken from the current directory, not the package
+    for ds in cfg.datasets:  # the demo's own task files ship beside its config
+        if ds.source.endswith(".jsonl") and not Path(ds.source).is_absolute():
+            ds.source = str(DEMO_CONFIG.parent / ds.source)
+    cfg._path = None  # the store's relative path is taken from the current directory, not the package
     if store:
         cfg.store = store
     if cfg.store.startswith("sqlite:///") and not cfg.store.startswith("sqlite:////"):

@@ -1,6 +1,6 @@
 """`benchwatch serve`: the app under gunicorn with one gevent worker (several with a Redis event bus).
 
-Why this server (measured, see README "Live server" and bench/bench_sse_fanout.py): an SSE stream is a
+Why this server (measured, see docs/server.md and bench/bench_sse_fanout.py): an SSE stream is a
 long-lived response. A thread-per-connection server (Werkzeug, gunicorn gthread) needs a thread per open tab;
 gevent holds each stream as a greenlet, so hundreds of streams cost little memory and CPU on 2 cores. One worker
 by default, because the live run state is in the process: several workers each need every event, which the

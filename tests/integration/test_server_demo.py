@@ -8,13 +8,19 @@ import time
 
 import pytest
 
+from benchwatch.datasets import load_dataset
+from benchwatch.server.demo import demo_config
 from tests.conftest import PYTHON, cli_env
 from tests.integration.live_server import StreamReader
 
 pytestmark = pytest.mark.slow
 
 
+@pytest.mark.timeout(600)  # one to two minutes of demo on an idle 2-core machine; far more on a loaded one
 def test_demo_serves_the_monitor_and_publishes_the_bundled_run(tmp_path):
+    cfg = demo_config()
+    models = [m.name for m in cfg.models]
+    total = len(models) * sum(len(load_dataset(d, cfg.base_dir)) for d in cfg.datasets)
     db = tmp_path / "demo.db"
     proc = subprocess.Popen([PYTHON, "-m", "benchwatch.cli", "demo", "--exit-when-done", "--port", "0",
                              "--delay", "1", "--store", f"sqlite:///{db}"], cwd=tmp_path, env=cli_env(),
@@ -28,16 +34,16 @@ def test_demo_serves_the_monitor_and_publishes_the_bundled_run(tmp_path):
             url = m.group(1) if m else time.sleep(0.2)
         assert url, "demo printed no monitor URL: " + (tmp_path / "demo.err").read_text()[-2000:]
         reader = StreamReader(url, read_timeout=120)
-        reader.until(lambda s: s["run"] is not None and s["run"]["status"] == "finished", timeout=240)
+        reader.until(lambda s: s["run"] is not None and s["run"]["status"] == "finished", timeout=480)
         st = reader.live.state
         reader.close()
-        assert st["counters"]["done"] == st["counters"]["total"] == 11
-        assert [m["name"] for m in st["models"]] == ["smollm2-135m"]
+        assert st["counters"]["done"] == st["counters"]["total"] == total
+        assert [m["name"] for m in st["models"]] == models
         assert proc.wait(60) == 0, (tmp_path / "demo.err").read_text()[-2000:]
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
     rows = sqlite3.connect(db).execute("select count(*) from results where final = 1").fetchone()[0]
-    assert rows == 11
+    assert rows == total
     assert (tmp_path / "log" / "server.out.log").exists()
