@@ -28,7 +28,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchwatch.server.sse_client import LiveState, messages  # noqa: E402
+from tests.sse_client import LiveState, messages  # noqa: E402
 
 
 def watch(url: str, out: dict[str, Any], done: threading.Event) -> None:

@@ -261,7 +261,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return EXIT_CONFIG
     open_store(cfg, cfg.base_dir).close()  # refused here, not in every worker (create_app opens it so too)
     from .server import create_app
-    from .server.serve import serve
+    from .serve import serve
 
     env = sc.token_env
     if not os.environ.get(env):
@@ -337,7 +337,7 @@ def cmd_schema(args: argparse.Namespace) -> int:
 @command("demo")
 def cmd_demo(args: argparse.Namespace) -> int:
     from .runner.display import TerminalDisplay
-    from .server.demo import run_demo
+    from .demo import run_demo
 
     opts = flag_options(args)
     # The flags pass the config schema like serve's (a port above 65535, a bad store URL: exit 2).

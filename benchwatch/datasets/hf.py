@@ -12,7 +12,8 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..config import DatasetConfig
-from . import DatasetError, Task, register_source
+from .sources import register_source
+from .task import DatasetError, Task
 from .templates import RowTemplates, TemplateError
 
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from ..config import DatasetConfig
-from . import DatasetError, Task, register_source
+from .sources import register_source
+from .task import DatasetError, Task
 
 INSTRUCTION = ("Complete the following Python function. Reply with the complete function (imports included) "
                "in one ```python code block.\n\n```python\n{prompt}```")

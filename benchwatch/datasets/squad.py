@@ -10,7 +10,9 @@ from pathlib import Path
 
 from ..config import DatasetConfig
 from ..safe_data import find_problem
-from . import DatasetError, Task, read_source_file, register_source
+from .jsonl import read_source_file
+from .sources import register_source
+from .task import DatasetError, Task
 
 PROMPT = ("Read the passage and answer the question with a short phrase copied from the passage.\n\n"
           "Passage: {context}\n\nQuestion: {question}")

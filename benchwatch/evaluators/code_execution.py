@@ -22,7 +22,7 @@ from typing import Any
 
 from .. import sandbox
 from ..datasets import Task
-from . import Evaluator, EvaluatorError, Verdict, register
+from .base import Evaluator, EvaluatorError, Verdict, register
 
 _FENCE = re.compile(r"^[ \t]*```[ \t]*([\w+-]*)[^\n]*\n(.*?)^[ \t]*```", re.DOTALL | re.MULTILINE)
 

@@ -16,7 +16,7 @@ from collections import Counter
 from typing import Any
 
 from ..datasets import Task, as_written
-from . import Evaluator, EvaluatorError, Verdict, register
+from .base import Evaluator, EvaluatorError, Verdict, register
 from .text import answer_line
 
 _PUNCT = set(string.punctuation)

@@ -23,7 +23,7 @@ from ..backends import Backend, BackendError, GenParams, Stats
 from ..backends.thinking import ThinkSplitter
 from ..config import ModelConfig, RunnerConfig
 from ..datasets import Task
-from . import Evaluator, EvaluatorError, Verdict, register
+from .base import Evaluator, EvaluatorError, Verdict, register
 
 DEFAULT_RUBRIC = """You are grading an answer to a question against the reference answer.
 

@@ -25,7 +25,7 @@ import string
 from typing import Any
 
 from ..datasets import Task
-from . import Evaluator, EvaluatorError, Verdict, register
+from .base import Evaluator, EvaluatorError, Verdict, register
 
 LETTERS = string.ascii_uppercase
 _PUNCT = str.maketrans({c: " " for c in string.punctuation})

@@ -13,7 +13,7 @@ import re
 from typing import Any
 
 from ..datasets import Task
-from . import Evaluator, EvaluatorError, Verdict, register
+from .base import Evaluator, EvaluatorError, Verdict, register
 
 # Integers, decimals, thousands separators and a leading sign: "-1,234.5" -> -1234.5. Not inside a word on the
 # left ("v2"), nor followed by more digits on the right; letters on the right are a unit ("5kg").

@@ -16,7 +16,7 @@ import pytest
 from playwright.sync_api import expect
 
 from benchwatch.datasets import load_dataset
-from benchwatch.server.demo import demo_config
+from benchwatch.demo import demo_config
 from tests.conftest import cli_env
 
 from .harness import open_monitor

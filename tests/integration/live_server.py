@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import psutil
 
-from benchwatch.server.sse_client import LiveState, Message, messages
+from tests.sse_client import LiveState, Message, messages
 from tests.conftest import PYTHON, ROOT, cli_env
 
 TOKEN = "test-token-123"

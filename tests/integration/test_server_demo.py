@@ -9,7 +9,7 @@ import time
 import pytest
 
 from benchwatch.datasets import load_dataset
-from benchwatch.server.demo import demo_config
+from benchwatch.demo import demo_config
 from tests.conftest import PYTHON, cli_env
 from tests.integration.live_server import StreamReader
 

@@ -6,7 +6,7 @@ import os
 from pathlib import Path
 
 from benchwatch.datasets import load_dataset
-from benchwatch.server.demo import DEMO_CONFIG, demo_config
+from benchwatch.demo import DEMO_CONFIG, demo_config
 
 
 def test_demo_datasets_load_from_any_directory(tmp_path: Path):

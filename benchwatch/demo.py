@@ -16,9 +16,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Callable
 
-from .. import endpoints
-from ..config import Config, load_config
-from ..processes import stop_process
+from . import endpoints
+from .config import Config, load_config
+from .processes import stop_process
 
 DEMO_CONFIG = Path(str(resources.files("benchwatch") / "demo_config.yaml"))
 MONITOR_PATH = endpoints.MONITOR
@@ -91,9 +91,9 @@ def _interrupt_on(*signals: signal.Signals) -> None:
 
 def run_demo(host: str, port: int | None, store: str | None, exit_when_done: bool, delay_s: float,
              log_dir: str, say: Callable[[str], None], sinks: list[Any]) -> int:
-    from ..runner import Runner
-    from ..runner.http_sink import HttpSink
-    from ..store import Store
+    from .runner import Runner
+    from .runner.http_sink import HttpSink
+    from .store import Store
 
     cfg = demo_config(store)
     want = cfg.server.port if port is None else port
@@ -112,7 +112,7 @@ def run_demo(host: str, port: int | None, store: str | None, exit_when_done: boo
         outcome = runner.run()
         from rich.console import Console
 
-        from ..results import summary_table
+        from .results import summary_table
         Console().print(summary_table(Store(cfg.store).results(outcome.run_id),
                                       title=f"run {outcome.run_id}: {outcome.status}"))
         say(f"report: {server.url}/reports/{outcome.run_id}   all runs: {server.url}/runs")

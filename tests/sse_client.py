@@ -8,7 +8,7 @@ from typing import Any, Iterator
 
 import httpx
 
-from ..patch import apply_ops
+from benchwatch.patch import apply_ops
 
 
 @dataclass
