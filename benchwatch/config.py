@@ -44,6 +44,26 @@ class RunnerConfig(_Strict):
     seed: int = 42
     system_prompt: str | None = Field(default=None, description="system context sent before every prompt")
     coalesce_ms: float = Field(default=50.0, ge=0, description="token deltas are batched this long")
+    # Concurrency (docs/concurrency.md): attempts in flight per model against remote servers.
+    concurrency: int = Field(default=1, ge=1, le=4096, description="attempts in flight per model (remote "
+                             "backends; the embedded model stays at 1); 1 = one task after another")
+    max_requests_per_s: float | None = Field(default=None, gt=0, description="cap on requests sent per second "
+                                             "across all slots (hosted APIs with rate limits); default: no cap")
+    slo: "SloConfig | None" = Field(default=None, description="service-level objectives: the report shows the "
+                                    "share of requests meeting each and goodput (requests/s meeting all)")
+
+
+class SloConfig(_Strict):
+    """Per-request objectives, each optional (docs/concurrency.md, "Metrics")."""
+    ttft_ms: float | None = Field(default=None, gt=0, description="time to first visible token")
+    itl_ms: float | None = Field(default=None, gt=0, description="mean inter-token latency")
+    e2e_ms: float | None = Field(default=None, gt=0, description="request latency: sent to last byte")
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> "SloConfig":
+        if self.ttft_ms is None and self.itl_ms is None and self.e2e_ms is None:
+            raise ValueError("give at least one of ttft_ms, itl_ms, e2e_ms")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -58,6 +78,8 @@ class ModelConfig(_Strict):
     think: bool | None = None
     keep_alive: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int | None = Field(default=None, ge=1, le=4096, description="overrides runner.concurrency for "
+                                    "this model")
 
     @property
     def remote_name(self) -> str:
@@ -72,6 +94,9 @@ class DatasetConfig(_Strict):
     ids: list[str] | None = None
     options: dict[str, Any] = Field(default_factory=dict, description="evaluator options")
     system_prompt: str | None = None
+
+
+RunnerConfig.model_rebuild()
 
 
 class Config(_Strict):
@@ -89,6 +114,13 @@ class Config(_Strict):
             if dup:
                 raise ValueError(f"{kind}: duplicate name(s) {sorted(dup)}")
         return self
+
+    def concurrency_for(self, model: "ModelConfig") -> int:
+        """Attempts in flight for one model: its override, else runner.concurrency; the embedded model (one
+        llama.cpp context in this process) always 1."""
+        if model.backend == "embedded":
+            return 1
+        return model.concurrency or self.runner.concurrency
 
     # Where the config came from, for relative paths and messages (not part of the schema).
     _path: Path | None = None

@@ -12,8 +12,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 CONTRACT_VERSION = 1
 
-Stage = Literal["cooling", "thinking", "streaming", "evaluating", "done"]
+Stage = Literal["cooling", "thinking", "streaming", "evaluating", "done", "throttled"]
 STAGES: tuple[str, ...] = ("cooling", "thinking", "streaming", "evaluating", "done")
+# "throttled" (not one of the five workflow pills): the server answered 429/503 with Retry-After and the slot
+# waits before sending the same attempt again (docs/concurrency.md).
 Verdict = Literal["PASS", "FAIL", "ERROR"]
 RunStatus = Literal["running", "finished", "interrupted", "failed"]
 Connection = Literal["unknown", "connected", "disconnected", "loading"]
@@ -74,6 +76,7 @@ class ModelStarted(_Event):
     backend: str
     ordinal: int = Field(ge=1)
     total: int = Field(ge=1)
+    concurrency: int = Field(default=1, ge=1, description="attempts in flight at most for this model")
 
 
 class BackendState(_Event):
@@ -123,6 +126,9 @@ class TaskFinished(_TaskRef):
     latency_ms: float | None = None
     tokens_per_s: float | None = None
     completion_tokens: int | None = None
+    output_tokens: int | None = Field(default=None, description="tokens generated (thinking + visible)")
+    itl_ms: float | None = Field(default=None, description="mean inter-token latency (docs/concurrency.md)")
+    tpot_ms: float | None = Field(default=None, description="time per output token (docs/concurrency.md)")
     stages: dict[str, list[float]] = Field(default_factory=dict, description="stage -> [start_s, end_s]")
 
 

@@ -33,7 +33,34 @@ def initial_state(thermal: dict[str, float] | None = None) -> dict[str, Any]:
         # Bumped by every finished attempt with its streaming speed: lets a 1 Hz sampler see an answer that
         # streamed and finished between two samples.
         "last_speed": {"n": 0, "tps": None},
+        "slots": _slots(1),
     }
+
+
+# ---- concurrency (docs/concurrency.md): everything it adds to the state is under "slots" and in the helpers
+# below. `slots.inflight` maps "model|dataset|task_id" to the same record as `current`, for every attempt in
+# flight; `current` is the followed one (the most recently started, kept until it finishes). `slots.tokens_out`
+# counts output tokens of every stream, so the sampler can chart aggregate tokens/s.
+def _slots(n: int) -> dict[str, Any]:
+    return {"n": n, "inflight": {}, "tokens_out": 0}
+
+
+def slot_key(model: str, dataset: str, task_id: str) -> str:
+    return f"{model}|{dataset}|{task_id}"
+
+
+def _same_attempt(c: dict[str, Any] | None, e: Any) -> bool:
+    return bool(c) and (c["model"], c["dataset"], c["task_id"], c["attempt"]) == (
+        e.model, e.dataset, e.task_id, e.attempt)
+
+
+def _update_inflight(s: dict[str, Any], e: Any, change: Any) -> None:
+    """Apply change(record) -> record to the in-flight record of e's attempt, if it is in flight."""
+    key = slot_key(e.model, e.dataset, e.task_id)
+    slots = s["slots"]
+    rec = slots["inflight"].get(key)
+    if rec is not None and _same_attempt(rec, e):
+        s["slots"] = {**slots, "inflight": {**slots["inflight"], key: change(rec)}}
 
 
 def _counters(total: int, passed: int, failed: int, errored: int) -> dict[str, Any]:
@@ -92,6 +119,7 @@ def _run_started(s: dict[str, Any], e: Any) -> None:
     s["counters"] = _totals(matrix)
     s["current"] = None
     s["server"] = {**s["server"], "active_model": None, "connection": "unknown", "connection_detail": ""}
+    s["slots"] = _slots(1)
 
 
 def _totals(matrix: dict[str, Any]) -> dict[str, Any]:
@@ -118,6 +146,7 @@ def _model_started(s: dict[str, Any], e: Any) -> None:
                    ({**m, "status": "done"} if m["status"] == "running" else m) for m in s["models"]]
     s["server"] = {**s["server"], "active_model": e.model}
     s["datasets"] = _datasets_for(s, e.model)
+    s["slots"] = {**_slots(getattr(e, "concurrency", 1)), "tokens_out": s["slots"]["tokens_out"]}
 
 
 def _backend_state(s: dict[str, Any], e: Any) -> None:
@@ -159,12 +188,19 @@ def _position(s: dict[str, Any], e: Any) -> dict[str, list[int | None]]:
 
 
 def _task_started(s: dict[str, Any], e: Any) -> None:
-    s["current"] = {"model": e.model, "dataset": e.dataset, "task_id": e.task_id, "attempt": e.attempt,
+    rec = {"model": e.model, "dataset": e.dataset, "task_id": e.task_id, "attempt": e.attempt,
                     "position": _position(s, e),
                     "stage": None, "stages": {}, "status_label": "RUNNING", "last": False,
                     "prompt": e.prompt, "thinking": "", "response": "", "tokens": 0, "tps": None,
                     "ttft_ms": None, "first_token_ms": None, "latency_ms": None, "verdict": None,
                     "detail": None, "error": None, "started_at": e.ts}
+    slots = s["slots"]
+    s["slots"] = {**slots, "inflight": {**slots["inflight"], slot_key(e.model, e.dataset, e.task_id): rec}}
+    c = s["current"]
+    # Follow the newly started attempt unless the followed one is still in flight (one task at a time: always).
+    if c is None or c.get("last") or c["verdict"] is not None or slot_key(
+            c["model"], c["dataset"], c["task_id"]) not in slots["inflight"]:
+        s["current"] = rec
     _set_task_item(s, e, status="running", attempt=e.attempt)
 
 
@@ -175,9 +211,14 @@ def _is_current(s: dict[str, Any], e: Any) -> bool:
 
 
 def _stage(s: dict[str, Any], e: Any) -> None:
-    if not _is_current(s, e):
-        return
-    c = s["current"]
+    _update_inflight(s, e, lambda c: _staged(c, e))
+    if e.stage in ("throttled", "thinking"):  # a throttled slot's pill shows it; the retry shows running again
+        _set_task_item(s, e, status="throttled" if e.stage == "throttled" else "running")
+    if _is_current(s, e):
+        s["current"] = _staged(s["current"], e)
+
+
+def _staged(c: dict[str, Any], e: Any) -> dict[str, Any]:
     stages = {k: dict(v) for k, v in c["stages"].items()}
     prev = c["stage"]
     if prev in stages and stages[prev].get("end") is None:
@@ -190,22 +231,30 @@ def _stage(s: dict[str, Any], e: Any) -> None:
     if e.stage == "streaming" and "thinking" in stages:
         # TTFT (first visible token) is captured as Streaming starts; task_finished brings the exact figure.
         ttft_ms = round((e.at_s - stages["thinking"]["start"]) * 1000.0, 1)
-    s["current"] = {**c, "stage": e.stage, "stages": stages, "status_label": e.stage.upper(), "ttft_ms": ttft_ms}
+    return {**c, "stage": e.stage, "stages": stages, "status_label": e.stage.upper(), "ttft_ms": ttft_ms}
 
 
 def _token(s: dict[str, Any], e: Any) -> None:
-    if not _is_current(s, e):
-        return
-    c = s["current"]
+    if e.n_tokens:
+        s["slots"] = {**s["slots"], "tokens_out": s["slots"]["tokens_out"] + e.n_tokens}
+    _update_inflight(s, e, lambda c: _tokened(c, e))
+    if _is_current(s, e):
+        s["current"] = _tokened(s["current"], e)
+
+
+def _tokened(c: dict[str, Any], e: Any) -> dict[str, Any]:
     key = "thinking" if e.kind == "thinking" else "response"
     text = (c[key] + e.text)[-RESPONSE_LIMIT:]
-    s["current"] = {**c, key: text, "tokens": c["tokens"] + (e.n_tokens if e.kind == "visible" else 0),
-                    "tps": e.tps if e.tps is not None else c["tps"]}
+    return {**c, key: text, "tokens": c["tokens"] + (e.n_tokens if e.kind == "visible" else 0),
+            "tps": e.tps if e.tps is not None else c["tps"]}
 
 
 def _task_finished(s: dict[str, Any], e: Any) -> None:
     s["last_speed"] = {"n": s["last_speed"]["n"] + 1, "tps": e.tokens_per_s}
     status = _status_of(e.verdict)
+    key = slot_key(e.model, e.dataset, e.task_id)
+    if _same_attempt(s["slots"]["inflight"].get(key), e):
+        s["slots"] = {**s["slots"], "inflight": {k: v for k, v in s["slots"]["inflight"].items() if k != key}}
     if _is_current(s, e):
         c = s["current"]
         stages = {k: dict(v) for k, v in c["stages"].items()}
@@ -255,6 +304,7 @@ def _run_finished(s: dict[str, Any], e: Any) -> None:
         s["models"] = [{**m, "status": e.status} if m["status"] == "running" else m for m in s["models"]]
     if s["current"] is not None:
         s["current"] = {**s["current"], "last": True}
+    s["slots"] = {**s["slots"], "inflight": {}}  # abandoned attempts (an interrupted run) are no longer in flight
 
 
 def _telemetry(s: dict[str, Any], e: Any) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any, Iterable
 
 from sqlalchemy import (JSON, Boolean, Column, Float, Integer, MetaData, String, Table, Text, create_engine,
-                        event, func, insert, select, update)
+                        event, func, insert, inspect, select, text, update)
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 
@@ -55,6 +55,12 @@ results = Table(
     Column("thinking_tokens", Integer),
     Column("visible_tokens", Integer),
     Column("tokens_per_s", Float),
+    # Load metrics (benchwatch/loadmetrics.py defines them): added by the concurrency work; a store created
+    # before them gets the columns added when it is opened (_add_missing_columns).
+    Column("output_tokens", Integer),
+    Column("itl_ms", Float),
+    Column("tpot_ms", Float),
+    Column("request_ms", Float),
     Column("backend_stats", JSON),  # what the backend itself reported (llama.cpp timings, Ollama counts)
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),
@@ -94,6 +100,7 @@ class Store:
             # Another opener (a second server worker, a runner) created the tables between our existence check
             # and our CREATE. Check again: now they exist. A real failure raises again here.
             metadata.create_all(self.engine)
+        _add_missing_columns(self.engine)
 
     # ---- runs
     def create_run(self, config: dict[str, Any], config_path: str | None, host: dict[str, Any] | None = None,
@@ -180,6 +187,22 @@ class Store:
 
     def close(self) -> None:
         self.engine.dispose()
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Nullable columns added to a table after a store was created (the load metrics) are added to that store
+    with ALTER TABLE, so an older benchwatch.db keeps working and gains them."""
+    for table in (results,):
+        have = {c["name"] for c in inspect(engine).get_columns(table.name)}
+        for col in table.columns:
+            if col.name in have or not col.nullable:
+                continue
+            kind = col.type.compile(dialect=engine.dialect)
+            try:
+                with engine.begin() as c:
+                    c.execute(text(f'ALTER TABLE {table.name} ADD COLUMN "{col.name}" {kind}'))
+            except DBAPIError:  # another opener added it first
+                pass
 
 
 def _resolve_sqlite(url: str, base_dir: Path | None) -> str:

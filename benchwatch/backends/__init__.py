@@ -4,7 +4,7 @@ from __future__ import annotations
 import importlib
 
 from ..config import ModelConfig
-from .base import Backend, BackendError, BackendUnavailable, GenParams, Stats, Text
+from .base import Backend, BackendError, BackendThrottled, BackendUnavailable, GenParams, Stats, Text
 
 _MODULES = {
     "embedded": ("embedded", "EmbeddedBackend"),
@@ -24,4 +24,4 @@ def make_backend(cfg: ModelConfig) -> Backend:
     return getattr(module, cls_name)(cfg)
 
 
-__all__ = ["Backend", "BackendError", "BackendUnavailable", "GenParams", "Stats", "Text", "make_backend"]
+__all__ = ["Backend", "BackendError", "BackendThrottled", "BackendUnavailable", "GenParams", "Stats", "Text", "make_backend"]

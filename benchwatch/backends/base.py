@@ -50,6 +50,15 @@ class BackendUnavailable(BackendError):
     the backend as disconnected and checks the connection again before the next attempt."""
 
 
+class BackendThrottled(BackendError):
+    """The server pushed back (HTTP 429 or 503 with Retry-After): the slot waits `retry_after_s` and sends the
+    same attempt again; this is not the model's failure (docs/concurrency.md)."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Backend(Protocol):
     cfg: ModelConfig
 

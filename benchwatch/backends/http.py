@@ -8,15 +8,54 @@ socket (httpcore's trace hook hands it over at connect time); on a LAN that cost
 """
 from __future__ import annotations
 
+import email.utils
 import json
 import socket
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator
 
 import httpx
 
-from .base import BackendError, BackendUnavailable, GenParams
+from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams
+
+RETRY_AFTER_MAX_S = 600.0  # a server asking for a longer wait is waited this long, then asked again
+
+# Every watchdog whose request is under way: Ctrl-C cuts them all at once (abort_all), so no slot stays blocked
+# in a read while the run stops.
+_LIVE: "weakref.WeakSet[Watchdog]" = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def abort_all(reason: str) -> int:
+    """Cut the socket of every request in flight in this process; returns how many were cut."""
+    with _LIVE_LOCK:
+        dogs = list(_LIVE)
+    for dog in dogs:
+        dog.abort(reason)
+    return len(dogs)
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds to wait: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent or
+    unreadable. Capped at RETRY_AFTER_MAX_S, never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        secs = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        secs = when.timestamp() - (time.time() if now is None else now)
+    if secs != secs:  # NaN
+        return None
+    return min(max(secs, 0.0), RETRY_AFTER_MAX_S)
 
 
 class Watchdog:
@@ -34,6 +73,15 @@ class Watchdog:
         self._cond = threading.Condition()
         self._thread = threading.Thread(target=self._watch, name="benchwatch-http-watchdog", daemon=True)
         self._thread.start()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+
+    def abort(self, reason: str) -> None:
+        """Stop this request now (Ctrl-C): cut its socket; the read in progress returns at once."""
+        with self._cond:
+            if self.reason is None:
+                self.reason = reason
+            self._cut()
 
     def attach(self, sock: socket.socket | None) -> None:
         with self._cond:
@@ -52,6 +100,8 @@ class Watchdog:
         with self._cond:
             self._done = True
             self._cond.notify()
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
 
     def _watch(self) -> None:
         p = self.params
@@ -147,6 +197,10 @@ class StreamedRequest:
                                     extensions={"trace": self._trace}) as resp:
                 if resp.status_code >= 400:
                     resp.read()
+                    wait = retry_after_s(resp.headers.get("retry-after"))
+                    if resp.status_code in (429, 503) and wait is not None:
+                        raise BackendThrottled(f"{self.where} answered HTTP {resp.status_code} with Retry-After: "
+                                               f"{resp.headers.get('retry-after')} (throttled)", wait)
                     raise self.on_status(resp.status_code, resp.text)
                 for line in resp.iter_lines():
                     if dog.reason:

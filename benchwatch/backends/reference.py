@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from typing import Any, Iterator
 
@@ -37,7 +38,11 @@ class ReferenceBackend:
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.token_delay_s = float(cfg.options.get("token_delay_s", 0.0))
-        self.task: Task | None = None
+        self._slot = threading.local()  # the task handed over by each runner slot (thread)
+
+    @property
+    def task(self) -> Task | None:
+        return getattr(self._slot, "task", None)
 
     def connect(self) -> tuple[str, str]:
         return "connected", "reference answers (no model behind it)"
@@ -45,8 +50,8 @@ class ReferenceBackend:
     def render_prompt(self, messages: list[Message]) -> str:
         return render_messages(messages)
 
-    def set_task(self, task: Task) -> None:
-        self.task = task
+    def set_task(self, task: Task | None) -> None:
+        self._slot.task = task
 
     def stream(self, messages: list[Message], params: GenParams) -> Iterator[Item]:
         task = self.task
@@ -63,4 +68,4 @@ class ReferenceBackend:
                     server={"backend": "reference"})
 
     def close(self) -> None:
-        self.task = None
+        self.set_task(None)

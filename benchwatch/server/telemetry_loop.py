@@ -56,12 +56,24 @@ class TelemetryLoop:
             self._stop.wait(delay)
 
     _speed_seen = 0  # state.last_speed.n at the previous sample
+    _tokens_seen: tuple[int, float] | None = None  # (state.slots.tokens_out, monotonic time) at the previous sample
+
+    def _aggregate_tps(self, s: dict) -> float:
+        """Concurrency > 1: output tokens of every stream since the previous sample, per second."""
+        count, now = s.get("slots", {}).get("tokens_out", 0), time.monotonic()
+        prev, self._tokens_seen = self._tokens_seen, (count, now)
+        if prev is None or now <= prev[1] or count < prev[0]:
+            return 0.0
+        return round((count - prev[0]) / (now - prev[1]), 3)
 
     def _tps(self) -> tuple[float | None, str | None]:
         s = self.hub.state
         run, cur = s["run"], s["current"]
         if run is None or run["status"] != "running":
+            self._tokens_seen = None
             return None, "no run active"
+        if s.get("slots", {}).get("n", 1) > 1:
+            return self._aggregate_tps(s), None
         speed = s["last_speed"]
         finished_since, self._speed_seen = speed["n"] != self._speed_seen, speed["n"]
         if cur is not None and cur.get("stage") == "streaming":
