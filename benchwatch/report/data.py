@@ -15,6 +15,7 @@ from typing import Any, Iterable
 
 from sqlalchemy import func, select
 
+from ..loadmetrics import QUANTILES, run_load, slo_of
 from ..store import Store
 from ..store import results as results_table
 from .stats import percentile, wilson
@@ -24,8 +25,9 @@ METRICS = (  # column, label, unit
     ("ttft_ms", "TTFT", "ms"),
     ("tokens_per_s", "Tokens/s", "tok/s"),
     ("latency_ms", "Latency", "ms"),
+    ("itl_ms", "ITL", "ms"),
+    ("tpot_ms", "TPOT", "ms"),
 )
-QUANTILES = (50, 90, 99)
 TELEMETRY_SERIES = (  # column, label, unit
     ("tps", "TPS", "tok/s"),
     ("cpu_pct", "CPU", "%"),
@@ -167,6 +169,7 @@ class ReportData:
     telemetry: dict[str, Any]
     boundaries: list[dict[str, Any]]
     problems: list[dict[str, Any]]
+    load: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> loadmetrics.model_load
 
     @property
     def run_id(self) -> str:
@@ -184,6 +187,7 @@ class ReportData:
             "telemetry_series": [{"key": c, "label": label, "unit": unit} for c, label, unit in TELEMETRY_SERIES],
             "boundaries": self.boundaries,
             "run_span": self.span_ms(),
+            "load": self.load,
         }
 
     def span_ms(self) -> list[float]:
@@ -208,7 +212,7 @@ def load_report(store: Store, run_id: str) -> ReportData:
     matrix = pass_matrix(run, rows)
     return ReportData(run=run, rows=rows, matrix=matrix, dists=distributions(matrix.models, rows),
                       telemetry=telemetry_data(store.telemetry(run_id)), boundaries=task_boundaries(rows),
-                      problems=problem_rows(rows))
+                      problems=problem_rows(rows), load=run_load(rows, matrix.models, slo_of(run["config"])))
 
 
 # ---- compare
