@@ -120,6 +120,15 @@ export class Charts {
     if (show) { this.charts[key].resize(); this._draw(METRICS.find((m) => m.key === key)); }
   }
 
+  // Several tasks in flight: the TPS chart is the aggregate of every stream (the server sums their tokens).
+  setAggregate(on) {
+    if (this.aggregate === on) return;
+    this.aggregate = on;
+    const m = METRICS[0];
+    this.boxes[m.key].querySelector(".chart-title").textContent =
+      on ? `${m.label} (output tokens/s, all streams)` : `${m.label} (${m.unit})`;
+  }
+
   update(telemetry) {
     this.telemetry = telemetry || [];
     for (const m of METRICS) this._draw(m);
