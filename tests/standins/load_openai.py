@@ -37,11 +37,15 @@ class LoadServer:
             arrived = time.monotonic()
             lines = head.decode("latin-1").split("\r\n")
             method, path, _ = lines[0].split(" ", 2)
-            length = 0
+            length, chunked = 0, False
             for line in lines[1:]:
-                if line.lower().startswith("content-length:"):
-                    length = int(line.split(":", 1)[1])
-            body = json.loads(await reader.readexactly(length)) if length else {}
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+                elif name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+                    chunked = True
+            raw = await self._chunked(reader) if chunked else (await reader.readexactly(length) if length else b"")
+            body = json.loads(raw) if raw else {}
             if method == "GET" and path.startswith("/v1/models"):
                 await self._json(writer, {"object": "list", "data": [{"id": "load", "object": "model"}]})
             elif method == "GET" and path == "/stats":
@@ -55,8 +59,20 @@ class LoadServer:
                 await self._json(writer, {"error": {"message": "not found"}}, 404)
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
+        except Exception as exc:  # a request this stand-in does not understand: say so on stderr
+            print(f"load stand-in: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
             writer.close()
+
+    @staticmethod
+    async def _chunked(reader: asyncio.StreamReader) -> bytes:
+        out = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                return out
+            out += data[:-2]
 
     async def _json(self, writer: asyncio.StreamWriter, obj: object, status: int = 200) -> None:
         data = json.dumps(obj).encode()
@@ -69,6 +85,8 @@ class LoadServer:
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
             prompt = body["messages"][-1]["content"]
+            if isinstance(prompt, list):  # content parts ({"type": "text", "text": ...}), as some clients send
+                prompt = " ".join(p.get("text", "") for p in prompt if isinstance(p, dict))
             answer = arithmetic_answer(prompt).split()[-1]
             words = ["tok "] * (self.tokens - 1) + [answer]
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
