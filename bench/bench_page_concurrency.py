@@ -104,7 +104,7 @@ def main() -> None:
                 time.sleep(args.window_s)
                 frames = page.evaluate("window.__frames")
                 long_tasks = page.evaluate("window.__longTasks")
-                inflight = page.evaluate("Object.keys(window.benchwatchMonitor.state.slots.inflight).length")
+                inflight = page.evaluate("window.benchwatchMonitor.state.slots.inflight.filter(Boolean).length")
                 strip = page.locator("#now-strip").inner_text()
                 stop.set()
                 running = not done.is_set()

@@ -38,15 +38,12 @@ def initial_state(thermal: dict[str, float] | None = None) -> dict[str, Any]:
 
 
 # ---- concurrency (docs/concurrency.md): everything it adds to the state is under "slots" and in the helpers
-# below. `slots.inflight` maps "model|dataset|task_id" to the same record as `current`, for every attempt in
-# flight; `current` is the followed one (the most recently started, kept until it finishes). `slots.tokens_out`
-# counts output tokens of every stream, so the sampler can chart aggregate tokens/s.
+# below. `slots.inflight` is a list of N places, each the record (same shape as `current`) of an attempt in
+# flight or None: a fixed-length list, so an attempt starting or ending is one small patch (a dict losing a key
+# would be re-sent whole). `current` is the followed attempt (the most recently started, kept until it
+# finishes). `slots.tokens_out` counts output tokens of every stream, so the sampler can chart aggregate tokens/s.
 def _slots(n: int) -> dict[str, Any]:
-    return {"n": n, "inflight": {}, "tokens_out": 0}
-
-
-def slot_key(model: str, dataset: str, task_id: str) -> str:
-    return f"{model}|{dataset}|{task_id}"
+    return {"n": n, "inflight": [None] * n, "tokens_out": 0}
 
 
 def _same_attempt(c: dict[str, Any] | None, e: Any) -> bool:
@@ -54,13 +51,28 @@ def _same_attempt(c: dict[str, Any] | None, e: Any) -> bool:
         e.model, e.dataset, e.task_id, e.attempt)
 
 
+def _place(inflight: list[Any], model: str, dataset: str, task_id: str) -> int | None:
+    """Index of the task's record among the attempts in flight, or None."""
+    for i, rec in enumerate(inflight):
+        if rec is not None and rec["task_id"] == task_id and rec["dataset"] == dataset and rec["model"] == model:
+            return i
+    return None
+
+
+def _set_place(s: dict[str, Any], i: int, rec: dict[str, Any] | None) -> None:
+    inflight = list(s["slots"]["inflight"])
+    if i == len(inflight):
+        inflight.append(rec)
+    else:
+        inflight[i] = rec
+    s["slots"] = {**s["slots"], "inflight": inflight}
+
+
 def _update_inflight(s: dict[str, Any], e: Any, change: Any) -> None:
     """Apply change(record) -> record to the in-flight record of e's attempt, if it is in flight."""
-    key = slot_key(e.model, e.dataset, e.task_id)
-    slots = s["slots"]
-    rec = slots["inflight"].get(key)
-    if rec is not None and _same_attempt(rec, e):
-        s["slots"] = {**slots, "inflight": {**slots["inflight"], key: change(rec)}}
+    i = _place(s["slots"]["inflight"], e.model, e.dataset, e.task_id)
+    if i is not None and _same_attempt(s["slots"]["inflight"][i], e):
+        _set_place(s, i, change(s["slots"]["inflight"][i]))
 
 
 def _counters(total: int, passed: int, failed: int, errored: int) -> dict[str, Any]:
@@ -194,13 +206,16 @@ def _task_started(s: dict[str, Any], e: Any) -> None:
                     "prompt": e.prompt, "thinking": "", "response": "", "tokens": 0, "tps": None,
                     "ttft_ms": None, "first_token_ms": None, "latency_ms": None, "verdict": None,
                     "detail": None, "error": None, "started_at": e.ts}
-    slots = s["slots"]
-    s["slots"] = {**slots, "inflight": {**slots["inflight"], slot_key(e.model, e.dataset, e.task_id): rec}}
+    inflight = s["slots"]["inflight"]
     c = s["current"]
     # Follow the newly started attempt unless the followed one is still in flight (one task at a time: always).
-    if c is None or c.get("last") or c["verdict"] is not None or slot_key(
-            c["model"], c["dataset"], c["task_id"]) not in slots["inflight"]:
+    if c is None or c.get("last") or c["verdict"] is not None or _place(
+            inflight, c["model"], c["dataset"], c["task_id"]) is None:
         s["current"] = rec
+    i = _place(inflight, e.model, e.dataset, e.task_id)  # a stale record of this task (not expected) is replaced
+    if i is None:
+        i = next((j for j, r in enumerate(inflight) if r is None), len(inflight))
+    _set_place(s, i, rec)
     _set_task_item(s, e, status="running", attempt=e.attempt)
 
 
@@ -211,8 +226,11 @@ def _is_current(s: dict[str, Any], e: Any) -> bool:
 
 
 def _stage(s: dict[str, Any], e: Any) -> None:
+    i = _place(s["slots"]["inflight"], e.model, e.dataset, e.task_id)
+    was = s["slots"]["inflight"][i]["stage"] if i is not None else None
     _update_inflight(s, e, lambda c: _staged(c, e))
-    if e.stage in ("throttled", "thinking"):  # a throttled slot's pill shows it; the retry shows running again
+    if e.stage == "throttled" or (was == "throttled" and e.stage == "thinking"):
+        # A throttled slot's pill shows it; sending again shows it running again.
         _set_task_item(s, e, status="throttled" if e.stage == "throttled" else "running")
     if _is_current(s, e):
         s["current"] = _staged(s["current"], e)
@@ -252,9 +270,9 @@ def _tokened(c: dict[str, Any], e: Any) -> dict[str, Any]:
 def _task_finished(s: dict[str, Any], e: Any) -> None:
     s["last_speed"] = {"n": s["last_speed"]["n"] + 1, "tps": e.tokens_per_s}
     status = _status_of(e.verdict)
-    key = slot_key(e.model, e.dataset, e.task_id)
-    if _same_attempt(s["slots"]["inflight"].get(key), e):
-        s["slots"] = {**s["slots"], "inflight": {k: v for k, v in s["slots"]["inflight"].items() if k != key}}
+    i = _place(s["slots"]["inflight"], e.model, e.dataset, e.task_id)
+    if i is not None and _same_attempt(s["slots"]["inflight"][i], e):
+        _set_place(s, i, None)
     if _is_current(s, e):
         c = s["current"]
         stages = {k: dict(v) for k, v in c["stages"].items()}
@@ -304,7 +322,8 @@ def _run_finished(s: dict[str, Any], e: Any) -> None:
         s["models"] = [{**m, "status": e.status} if m["status"] == "running" else m for m in s["models"]]
     if s["current"] is not None:
         s["current"] = {**s["current"], "last": True}
-    s["slots"] = {**s["slots"], "inflight": {}}  # abandoned attempts (an interrupted run) are no longer in flight
+    # Abandoned attempts (an interrupted run) are no longer in flight.
+    s["slots"] = {**s["slots"], "inflight": [None] * len(s["slots"]["inflight"])}
 
 
 def _telemetry(s: dict[str, Any], e: Any) -> None:

@@ -2,7 +2,7 @@
 // pinning by clicking a pill, and the compact "now" strip. With one slot (concurrency 1) none of this shows:
 // the strip stays hidden and the cards follow state.current exactly as before.
 //
-// state.slots = {n, inflight: {"model|dataset|task_id": record like state.current}, tokens_out}
+// state.slots = {n, inflight: [record like state.current, or null] x N, tokens_out}
 // state.current = the followed attempt chosen by the server: the most recently started, kept until it finishes.
 
 const DASH = "–";
@@ -10,6 +10,13 @@ const ms = (v) => (v == null ? DASH : v >= 10000 ? `${(v / 1000).toFixed(1)} s` 
 const rate = (v) => (v == null ? DASH : `${Number(v).toFixed(1)} tok/s`);
 
 export const keyOf = (rec) => `${rec.model}|${rec.dataset}|${rec.task_id}`;
+
+// The attempts in flight as {"model|dataset|task_id": record} (patches change the list in place: built per call).
+export function inflightMap(slots) {
+  const map = {};
+  for (const rec of (slots && slots.inflight) || []) if (rec) map[keyOf(rec)] = rec;
+  return map;
+}
 
 export class Follow {
   constructor(pillsBox, strip, onChange) {
@@ -25,13 +32,13 @@ export class Follow {
       const tasks = this.state.tasks;
       const key = `${tasks.model}|${tasks.dataset}|${pill.dataset.id}`;
       if (this.pinned === key) this.unpin();
-      else if (this.state.slots && this.state.slots.inflight[key]) this.pin(key);
+      else if (inflightMap(this.state.slots)[key]) this.pin(key);
     });
   }
 
   pin(key) {
     this.pinned = key;
-    this.lastSeen = this.state.slots.inflight[key];
+    this.lastSeen = inflightMap(this.state.slots)[key];
     this.onChange();
   }
 
@@ -44,9 +51,9 @@ export class Follow {
   // {rec, mode}: the record the cards show and why ("pinned", "pinned-finished", "latest", "last").
   followed(state) {
     this.state = state;
-    const slots = state.slots || { n: 1, inflight: {} };
+    const inflight = inflightMap(state.slots);
     if (this.pinned) {
-      const live = slots.inflight[this.pinned];
+      const live = inflight[this.pinned];
       if (live) { this.lastSeen = live; return { rec: live, mode: "pinned" }; }
       const cur = state.current;
       if (cur && keyOf(cur) === this.pinned) return { rec: cur, mode: "pinned-finished" };
@@ -55,7 +62,7 @@ export class Follow {
     }
     const cur = state.current;
     if (!cur) return { rec: null, mode: "none" };
-    const last = cur.last || !state.run || state.run.status !== "running" || (cur.verdict && !Object.keys(slots.inflight).length);
+    const last = cur.last || !state.run || state.run.status !== "running" || (cur.verdict && !Object.keys(inflight).length);
     return { rec: cur, mode: last ? "last" : "latest" };
   }
 
@@ -72,13 +79,14 @@ export class Follow {
 
   // The "now" strip: position, in flight k/N, aggregate tokens/s, the followed task's stage, TTFT and speed.
   renderStrip(state, f) {
-    const slots = state.slots || { n: 1, inflight: {} };
+    const slots = state.slots || { n: 1, inflight: [] };
     const show = Boolean(state.run) && slots.n > 1;
     if (this.strip.hidden === show) this.strip.hidden = !show;
     if (!show) return;
     const c = state.counters;
-    const inflight = Object.keys(slots.inflight).length;
-    const throttled = Object.values(slots.inflight).filter((r) => r.stage === "throttled").length;
+    const recs = Object.values(inflightMap(slots));
+    const inflight = recs.length;
+    const throttled = recs.filter((r) => r.stage === "throttled").length;
     const tel = state.telemetry && state.telemetry.length ? state.telemetry[state.telemetry.length - 1] : null;
     const set = (k, text, title) => {
       const el = this.strip.querySelector(`[data-k="${k}"]`);

@@ -64,7 +64,7 @@ export class TaskGrid {
     this.haloOn.delete(i);
   }
 
-  // dirty: null (everything) or {taskItems, taskItemsAll} from stream.js; inflight: state.slots.inflight
+  // dirty: null (everything) or {taskItems, taskItemsAll} from stream.js; inflight: {"model|dataset|task_id": record} of the attempts in flight
   render(tasks, current, dirty, inflight, pinned) {
     const items = tasks.items;
     const key = `${tasks.model}|${tasks.dataset}|${items.length}`;

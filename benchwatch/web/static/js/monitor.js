@@ -4,7 +4,7 @@ import { connect } from "./stream.js";
 import { Charts } from "./charts.js";
 import { renderModels, renderDatasets, TaskGrid } from "./grids.js";
 import { renderServer, renderProgress, renderTask, StreamCard } from "./cards.js";
-import { Follow } from "./follow.js";
+import { Follow, inflightMap } from "./follow.js";
 
 const $ = (sel) => document.querySelector(sel);
 const HEADER_KEY = "benchwatch.monitor.hideHeader";
@@ -73,7 +73,7 @@ function main() {
 
   const onState = (state, dirty) => {
     const has = (k) => !dirty || dirty.keys.has(k);
-    const slots = state.slots || { n: 1, inflight: {} };
+    const slots = state.slots || { n: 1, inflight: [] };
     if (has("run") || has("server") || has("tasks")) renderRun(state);
     if (has("slots") || has("run")) {
       charts.setAggregate(slots.n > 1);
@@ -83,7 +83,7 @@ function main() {
     if (has("models")) renderModels($("#pills-models"), state.models);
     if (has("datasets")) renderDatasets($("#pills-datasets"), state.datasets);
     if (has("tasks") || has("current") || has("run") || has("slots")) {
-      taskGrid.render(state.tasks, state.current, dirty, slots.inflight, follow.pinned);
+      taskGrid.render(state.tasks, state.current, dirty, inflightMap(slots), follow.pinned);
     }
     if (has("server") || has("run") || has("thermal")) renderServer(cards.server, state);
     if (has("counters") || has("current") || has("run")) renderProgress(cards.progress, state);
