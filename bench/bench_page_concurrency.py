@@ -68,6 +68,7 @@ def main() -> None:
     ap.add_argument("--concurrency", type=int, default=64)
     ap.add_argument("--warmup-s", type=float, default=5.0)
     ap.add_argument("--window-s", type=float, default=20.0)
+    ap.add_argument("--idle-s", type=float, default=8.0, help="baseline frame window before the run starts")
     args = ap.parse_args()
     from playwright.sync_api import sync_playwright
 
@@ -87,6 +88,10 @@ def main() -> None:
                 page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
                 page.goto(server.url + "/docs/benchmark_monitor.html")
                 page.wait_for_selector("body[data-rendered='1']", timeout=15000)
+                # Baseline: the same page with no run, same machine, same moment (a shared box starves everyone).
+                page.evaluate(FRAME_RECORDER)
+                time.sleep(args.idle_s)
+                idle = page.evaluate("window.__frames")
                 sink = HttpSink(server.url, server.token)
                 runner = Runner(cfg, Store(cfg.store), [sink])
                 done = threading.Event()
@@ -100,7 +105,7 @@ def main() -> None:
                            threading.Thread(target=listen, args=(server.url, lat, stop), daemon=True)]
                 for th in threads:
                     th.start()
-                page.evaluate(FRAME_RECORDER)
+                page.evaluate("window.__frames = []; window.__longTasks = 0")
                 time.sleep(args.window_s)
                 frames = page.evaluate("window.__frames")
                 long_tasks = page.evaluate("window.__longTasks")
@@ -114,6 +119,7 @@ def main() -> None:
             result = {
                 "concurrency": args.concurrency, "window_s": args.window_s, "run_still_going": running,
                 "inflight_on_page_at_end": inflight, "now_strip": " | ".join(strip.split("\n")),
+                "idle_frame_ms_p50": statistics.median(idle), "idle_frame_ms_p95": pct(idle, .95),
                 "frame_ms_p50": statistics.median(frames), "frame_ms_p95": pct(frames, .95),
                 "frame_ms_p99": pct(frames, .99), "frames": len(frames), "long_tasks": long_tasks,
                 "sse_probe_ms_p50": statistics.median(lat) if lat else None,

@@ -30,6 +30,10 @@ from .sinks import SafeFanout, Sink
 from .slots import RateLimiter, run_slots
 
 THROTTLE_MAX = 20  # 429/503 + Retry-After answers waited through per attempt before it counts as an ERROR
+# With N attempts in flight, each stream's token deltas are coalesced for at least N / this many seconds, so the
+# whole run publishes about this many token events per second however many streams there are (one stream: the
+# configured runner.coalesce_ms, as before).
+TOKEN_EVENTS_PER_S = 200.0
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +126,7 @@ class Runner:
         self._emit_lock = threading.Lock()  # seq order = emit order, with several slots emitting
         self._local = threading.local()  # the attempt each slot (thread) is running
         self._limiter: RateLimiter | None = None
+        self._slots = 1  # attempts in flight at most for the model being run
         self._backend_state: dict[str, str] = {}  # model -> last published connection state
 
     @property
@@ -190,7 +195,7 @@ class Runner:
     def _run_model(self, mcfg: ModelConfig, ordinal: int, datasets: list[tuple[DatasetConfig, list[Task]]],
                    evaluators: dict[str, Evaluator], done: dict[tuple[str, str, str], str],
                    attempts_made: dict[tuple[str, str, str], int]) -> None:
-        slots = self.cfg.concurrency_for(mcfg)
+        slots = self._slots = self.cfg.concurrency_for(mcfg)
         self.emit(ev.ModelStarted, model=mcfg.name, backend=mcfg.backend, ordinal=ordinal,
                   total=len(self.cfg.models), concurrency=slots)
         backend: Backend | None = None
@@ -368,7 +373,10 @@ class Runner:
             self._task_event(ev.TokenDelta, kind=kind, text=text, n_tokens=n,
                              tps=round(rec.tokens_per_s(), 3) if rec.tokens_per_s() else None)
 
-        coalescer = Coalescer(rc.coalesce_ms / 1000.0, publish, self.clock)
+        window = rc.coalesce_ms / 1000.0
+        if self._slots > 1:
+            window = max(window, self._slots / TOKEN_EVENTS_PER_S)
+        coalescer = Coalescer(window, publish, self.clock)
 
         def take(kind: str, text: str, n_tokens: int) -> None:
             now = at()

@@ -79,6 +79,16 @@ def test_32_in_flight(server, browser, shots):
         expect(pill).to_have_class(re.compile(r"\bhalo\b"))
         assert pill.evaluate("e => getComputedStyle(e).backgroundColor") == AMBER
     expect(page.locator("#pills-tasks [data-id='t07']")).to_have_attribute("data-status", "throttled")
+    # 31 halos pulse together: one timer beats the grid (no 60 fps animation per pill).
+    grid = page.locator("#pills-tasks")
+    expect(grid).to_have_class(re.compile(r"\bmany\b"))
+    beats = {grid.evaluate("e => e.classList.contains('beat')")}
+    for _ in range(6):
+        page.wait_for_timeout(300)
+        beats.add(grid.evaluate("e => e.classList.contains('beat')"))
+    assert beats == {True, False}
+    assert page.locator("#pills-tasks [data-id='t01']").evaluate(
+        "e => getComputedStyle(e, '::after').animationName") == "none"
     expect(page.locator("#pills-tasks [data-id='t33']")).not_to_have_class(re.compile(r"\bhalo\b"))
     # The TPS chart is the aggregate, and says so.
     expect(page.locator(".chart-box[data-chart='tps'] .chart-title")).to_have_text("TPS (output tokens/s, all streams)")
@@ -142,5 +152,7 @@ def test_one_slot_keeps_the_page_as_before(server, browser):
     expect(page.locator("#now-strip")).to_be_hidden()
     expect(page.locator(".chart-box[data-chart='tps'] .chart-title")).to_have_text("TPS (tokens/s)")
     expect(page.locator("#pills-tasks .dot.halo")).to_have_count(1)
+    assert page.locator("#pills-tasks [data-id='t01']").evaluate(
+        "e => getComputedStyle(e, '::after').animationName") == "halo"  # one halo: pulsing as before
     server.post([s(ev.RunFinished, status="finished")])
     page.context.close()

@@ -2,6 +2,11 @@
 // Current Dataset Tasks can hold 10,000 pills: built once per dataset, then only changed pills are touched.
 
 const ACTIVE_CALL_STAGES = new Set(["thinking", "streaming", "evaluating"]);  // LLM call under way, not yet evaluated
+// Past this many halos at once (runner.concurrency), they pulse together in two steps a second driven by one timer
+// instead of each running its own 60 fps animation: measured with 64 in flight in headless Chromium, the
+// animations alone took frame time p95 from 17 ms to 350 ms.
+const MANY_HALOS = 8;
+const BEAT_MS = 550;
 
 function pill(text, cls, title) {
   const el = document.createElement("div");
@@ -90,6 +95,20 @@ export class TaskGrid {
     }
     this._halo(items, current, tasks, inflight || {});
     this._pin(tasks, pinned);
+    this._beat();
+  }
+
+  _beat() {
+    const many = this.haloOn.size > MANY_HALOS;
+    if (many === Boolean(this.beatTimer)) return;
+    this.box.classList.toggle("many", many);
+    if (many) {
+      this.beatTimer = setInterval(() => this.box.classList.toggle("beat"), BEAT_MS);
+    } else {
+      clearInterval(this.beatTimer);
+      this.beatTimer = null;
+      this.box.classList.remove("beat");
+    }
   }
 
   _pin(tasks, pinned) {
