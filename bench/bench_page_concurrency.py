@@ -2,7 +2,7 @@
 
 A real `benchwatch serve` (gunicorn + gevent) on loopback; the real runner (openai backend, runner.concurrency 64)
 against the load stand-in (tests/standins/load_openai.py: 300 ms to the first token, 20 tokens 25 ms apart,
-unlimited parallelism), publishing through its real HTTP sink; the monitor page open (1440x900) in Debian's
+unlimited parallelism), as `benchwatch run` in its own process publishing through its real HTTP sink; the monitor page open (1440x900) in Debian's
 Chromium. Measured over the run's steady part:
 
 - frame time: requestAnimationFrame intervals on the page (p50 / p95 / p99) and long tasks;
@@ -17,7 +17,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import signal
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -32,11 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_concurrency import dataset, start_standin  # noqa: E402
 from bench.bench_page import FRAME_RECORDER, pct  # noqa: E402
 from benchwatch import events as ev  # noqa: E402
-from benchwatch.config import parse_config  # noqa: E402
-from benchwatch.runner import Runner  # noqa: E402
-from benchwatch.runner.http_sink import HttpSink  # noqa: E402
 from benchwatch.server.sse_client import messages  # noqa: E402
-from benchwatch.store import Store  # noqa: E402
 from tests.browser.harness import Server, launch_browser  # noqa: E402
 
 PROBE_RUN = "probe"
@@ -77,12 +76,13 @@ def main() -> None:
         tmp = Path(td)
         server = Server(tmp).start()
         try:
-            cfg = parse_config({
-                "store": f"sqlite:///{tmp / 'run.db'}",
+            cfg_path = tmp / "run.yaml"
+            cfg_path.write_text(json.dumps({  # JSON is YAML
+                "store": f"sqlite:///{tmp / 'run.db'}", "server": {"url": server.url},
                 "runner": {"cooling_s": 0, "attempts": 1, "concurrency": args.concurrency, "max_tokens": 64},
                 "models": [{"name": "load", "backend": "openai", "base_url": f"{url}/v1"}],
                 "datasets": [{"name": "load", "source": str(dataset(tmp, args.tasks)), "evaluator": "numeric"}],
-            })
+            }))
             with sync_playwright() as p:
                 browser = launch_browser(p)
                 page = browser.new_context(viewport={"width": 1440, "height": 900}).new_page()
@@ -92,12 +92,12 @@ def main() -> None:
                 page.evaluate(FRAME_RECORDER)
                 time.sleep(args.idle_s)
                 idle = page.evaluate("window.__frames")
-                sink = HttpSink(server.url, server.token)
-                runner = Runner(cfg, Store(cfg.store), [sink])
-                done = threading.Event()
-                outcome: list = []
-                t = threading.Thread(target=lambda: (outcome.append(runner.run()), done.set()), daemon=True)
-                t.start()
+                # The runner in its own process (`benchwatch run`, publishing with the server's token), so this
+                # process only listens and its receipt times are not delayed by the runner's threads.
+                runner = subprocess.Popen([sys.executable, "-m", "benchwatch.cli", "run", "--config", str(cfg_path)],
+                                          cwd=tmp, env=dict(os.environ, PYTHONPATH=str(ROOT),
+                                                            BENCHWATCH_TOKEN=server.token),
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                 time.sleep(args.warmup_s)
                 lat: list[float] = []
                 stop = threading.Event()
@@ -112,9 +112,9 @@ def main() -> None:
                 inflight = page.evaluate("window.benchwatchMonitor.state.slots.inflight.filter(Boolean).length")
                 strip = page.locator("#now-strip").inner_text()
                 stop.set()
-                running = not done.is_set()
-                runner.stop_requested.set()
-                done.wait(60)
+                running = runner.poll() is None
+                runner.send_signal(signal.SIGINT)
+                runner.wait(60)
                 browser.close()
             result = {
                 "concurrency": args.concurrency, "window_s": args.window_s, "run_still_going": running,
@@ -124,7 +124,6 @@ def main() -> None:
                 "frame_ms_p99": pct(frames, .99), "frames": len(frames), "long_tasks": long_tasks,
                 "sse_probe_ms_p50": statistics.median(lat) if lat else None,
                 "sse_probe_ms_p99": pct(lat, .99) if lat else None, "sse_probes": len(lat),
-                "sink_sent": sink.sent, "sink_dropped_tokens": sink.dropped_tokens,
             }
             print(json.dumps(result, indent=1))
         finally:
