@@ -104,6 +104,7 @@ class RebuildingFold:
         new = self._rebuilt(run_id)  # type: ignore[arg-type]
         if new is None:
             return None
+        log.info("rebuilt the state of run %s from the store (still running as the server started)", run_id)
         self.hub.reset(new)
         return run_id
 
