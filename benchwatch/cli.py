@@ -131,7 +131,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from .runner import Runner
     from .runner.display import TerminalDisplay
     from .runner.sinks import JsonlSink
-    from .results import summary_table
+    from .results import load_table, summary_table
 
     opts = flag_options(args)
     store_cfg = _config(args, required=not args.resume)
@@ -161,7 +161,10 @@ def cmd_run(args: argparse.Namespace) -> int:
             s.close()
         err.print(f"[red]error:[/] {exc}", highlight=False)
         return EXIT_CONFIG
-    Console().print(summary_table(store.results(outcome.run_id), title=f"run {outcome.run_id}: {outcome.status}"))
+    rows = store.results(outcome.run_id)
+    Console().print(summary_table(rows, title=f"run {outcome.run_id}: {outcome.status}"))
+    if max(cfg.concurrency_for(m) for m in cfg.benchmarked_models) > 1 or cfg.runner.slo:  # the load figures
+        Console().print(load_table(rows, cfg.model_dump(mode="json")))
     cfg_arg = f" --config {args.config}" if args.config != DEFAULT_CONFIG else ""
     if outcome.status == "interrupted":
         err.print(f"[yellow]interrupted.[/] resume with:  benchwatch run --resume {outcome.run_id}{cfg_arg}")
@@ -222,7 +225,7 @@ def _stop_on_signals(runner: Any) -> None:
 
 @command("results")
 def cmd_results(args: argparse.Namespace) -> int:
-    from .results import result_json, summary_table
+    from .results import load_table, result_json, summary_table
 
     cfg = _config(args, required=False)
     store = open_store(cfg)
@@ -238,6 +241,7 @@ def cmd_results(args: argparse.Namespace) -> int:
     else:
         run = store.get_run(run_id) or {}
         Console().print(summary_table(rows, title=f"run {run_id}: {run.get('status')}"))
+        Console().print(load_table(rows, run.get("config")))
     return 0
 
 

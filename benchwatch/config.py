@@ -76,6 +76,27 @@ class RunnerConfig(_Strict):
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
     system_prompt: str | None = Field(default=None, description="system context sent before every prompt")
     coalesce_ms: float = Field(default=50.0, ge=0, le=10_000, description="token deltas are batched this long")
+    # Concurrency (docs/concurrency.md): attempts in flight per model against remote servers.
+    concurrency: int = Field(default=1, ge=1, le=4096, description="attempts in flight per model (remote "
+                             "backends; the embedded model stays at 1); 1 = one task after another")
+    max_requests_per_s: float | None = Field(default=None, gt=0, le=1_000_000, description="cap on requests "
+                                             "sent per second across all slots (hosted APIs with rate limits); "
+                                             "default: no cap")
+    slo: "SloConfig | None" = Field(default=None, description="service-level objectives: the report shows the "
+                                    "share of requests meeting each and goodput (requests/s meeting all)")
+
+
+class SloConfig(_Strict):
+    """Per-request objectives, each optional (docs/concurrency.md, "Metrics")."""
+    ttft_ms: float | None = Field(default=None, gt=0, description="time to first visible token")
+    itl_ms: float | None = Field(default=None, gt=0, description="mean inter-token latency")
+    e2e_ms: float | None = Field(default=None, gt=0, description="request latency: sent to last byte")
+
+    @model_validator(mode="after")
+    def _one_at_least(self) -> "SloConfig":
+        if self.ttft_ms is None and self.itl_ms is None and self.e2e_ms is None:
+            raise ValueError("give at least one of ttft_ms, itl_ms, e2e_ms")
+        return self
 
 
 class ModelConfig(_Strict):
@@ -90,6 +111,8 @@ class ModelConfig(_Strict):
     think: bool | None = None
     keep_alive: str | None = None
     options: dict[str, Any] = Field(default_factory=dict)
+    concurrency: int | None = Field(default=None, ge=1, le=4096, description="overrides runner.concurrency for "
+                                    "this model")
     judge_only: bool = Field(default=False, description="only grades answers (llm_judge's judge): not benchmarked")
     metrics_url: str | None = Field(default=None, description="the model server's Prometheus /metrics (vLLM, "
                                     "SGLang, TGI, llama.cpp --metrics): polled at 1 Hz by the server while this "
@@ -188,6 +211,9 @@ class DatasetConfig(_Strict):
         return v
 
 
+RunnerConfig.model_rebuild()
+
+
 class Config(_Strict):
     store: str = Field(default="sqlite:///benchwatch.db", description="SQLAlchemy URL: sqlite:///PATH or "
                        "postgresql+psycopg://USER:PASS@HOST/DB")
@@ -229,6 +255,14 @@ class Config(_Strict):
     def benchmarked_models(self) -> list[ModelConfig]:
         """The models the run walks (all but the judge_only ones)."""
         return [m for m in self.models if not m.judge_only]
+
+    def concurrency_for(self, model: "ModelConfig") -> int:
+        """Attempts in flight for one model: its override, else runner.concurrency, at most what its backend
+        declares (Backend.max_concurrency: the embedded model, one llama.cpp context in this process, says 1)."""
+        from .backends.base import BACKENDS  # imported here: backends import this module
+        wanted = model.concurrency or self.runner.concurrency
+        cap = BACKENDS.get(model.backend).max_concurrency
+        return min(wanted, cap) if cap else wanted
 
     # Where the config came from, for relative paths and messages (not part of the schema).
     _path: Path | None = None

@@ -8,7 +8,9 @@ The rule:
   weak model. The live counters' OK / KO / other shares are PASS, FAIL and ERROR over the same total.
 - Timings (TTFT, tokens/s, latency: medians and percentiles) use final attempts that produced an answer
   (PASS or FAIL); an ERROR attempt's times measure the failure, not the model.
-- Intervals: Wilson score, 95 %. Percentiles: linear interpolation between closest ranks (NumPy's default).
+- Intervals: Wilson score, 95 %. Percentiles: linear interpolation between closest ranks (NumPy's default);
+  reported at p50 / p90 / p95 / p99 (`QUANTILES`), by the report, the comparison and the load figures
+  (benchwatch/loadmetrics.py defines ITL, TPOT, throughput and goodput, and summarises them with `quantiles`).
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from typing import Any, Iterable, Sequence
 
 VERDICTS = ("PASS", "FAIL", "ERROR")
 ANSWERED = ("PASS", "FAIL")  # verdicts whose timings describe the model
+QUANTILES = (50, 90, 95, 99)  # the percentiles every summary reports
 Z95 = 1.959963984540054  # two-sided 95 % normal quantile
 RULE = ("Pass rate = PASS / (PASS + FAIL + ERROR) over final attempts; ERROR counts against the rate and is "
         "also shown on its own. Timings: final PASS and FAIL attempts. Intervals: Wilson score, 95 %.")
@@ -115,3 +118,9 @@ def percentile(values: Sequence[float], q: float) -> float | None:
     lo = math.floor(pos)
     hi = min(lo + 1, len(xs) - 1)
     return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def quantiles(values: Iterable[float | None]) -> dict[str, float | None]:
+    """{"p50": ..., "p90": ..., "p95": ..., "p99": ...} of the values given (None ones left out)."""
+    vals = [float(v) for v in values if v is not None]
+    return {f"p{q}": percentile(vals, q) for q in QUANTILES}

@@ -14,8 +14,10 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 CONTRACT_VERSION = 1
 MAX_SEQ = 2**53 - 1  # the page reads ids as JavaScript numbers: exact up to 2**53
 
-Stage = Literal["cooling", "thinking", "streaming", "evaluating", "done"]
+Stage = Literal["cooling", "thinking", "streaming", "evaluating", "done", "throttled"]
 STAGES: tuple[str, ...] = ("cooling", "thinking", "streaming", "evaluating", "done")
+# "throttled" (not one of the five workflow pills): the server answered 429/503 with Retry-After and the slot
+# waits before sending the same attempt again (docs/concurrency.md).
 Verdict = Literal["PASS", "FAIL", "ERROR"]
 RunStatus = Literal["running", "finished", "interrupted", "failed"]
 Connection = Literal["unknown", "connected", "disconnected", "loading"]
@@ -42,6 +44,8 @@ class PlanModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     name: str
     backend: str
+    concurrency: int = Field(default=1, ge=1, le=4096, description="attempts in flight at most (a rebuilt "
+                             "server shows this many places for the model in progress)")
 
 
 class PlanDataset(BaseModel):
@@ -97,6 +101,8 @@ class ModelStarted(_Event):
     backend: str
     ordinal: int = Field(ge=1, le=1_000_000)
     total: int = Field(ge=1, le=1_000_000)
+    concurrency: int = Field(default=1, ge=1, le=4096, description="attempts in flight at most for this model "
+                             "(runner.concurrency or the model's own)")
 
 
 class BackendState(_Event):
@@ -146,6 +152,10 @@ class TaskFinished(_TaskRef):
     latency_ms: float | None = None
     tokens_per_s: float | None = None
     completion_tokens: int | None = Field(default=None, ge=0, le=10**9)
+    output_tokens: int | None = Field(default=None, ge=0, le=10**9, description="tokens generated (thinking + "
+                                      "visible)")
+    itl_ms: float | None = Field(default=None, description="mean inter-token latency (benchwatch/loadmetrics.py)")
+    tpot_ms: float | None = Field(default=None, description="time per output token (benchwatch/loadmetrics.py)")
     stages: dict[str, list[float]] = Field(default_factory=dict, description="stage -> [start_s, end_s]")
 
 

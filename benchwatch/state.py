@@ -67,7 +67,9 @@ class DatasetRow(_Counts):
 
 class TaskItem(_View):
     id: str
-    status: Literal["pending", "running", "pass", "fail", "error"]
+    status: Literal["pending", "running", "throttled", "pass", "fail", "error"] = Field(
+        description="throttled: the server pushed back (429/503 with Retry-After) and the slot waits to send the "
+                    "same attempt again")
     attempt: int = Field(ge=0)
     verdict: Verdict | None = None
 
@@ -101,7 +103,8 @@ class Position(_View):
 
 
 class Current(_View):
-    """The task in progress, or the last one (Current Task and Streaming Details)."""
+    """The followed task (Current Task and Streaming Details): with several in flight, the most recently started,
+    kept until it finishes; the last one once nothing runs. The same shape is each record of `slots.inflight`."""
     model: str
     dataset: str
     task_id: str
@@ -120,6 +123,15 @@ class Current(_View):
     verdict: Verdict | None
     detail: dict[str, Any] | None
     error: str | None
+
+
+class Slots(_View):
+    """The attempts in flight for the running model (runner.concurrency, docs/concurrency.md)."""
+    n: int = Field(ge=1, description="places: attempts in flight at most (ModelStarted.concurrency); 1 = one "
+                                     "task at a time, and the page looks as it always did")
+    inflight: list[Current | None] = Field(description="a fixed-length list of n places, each the record of an "
+                                           "attempt in flight or null (an attempt starting or ending is one small "
+                                           "patch)")
 
 
 class ServerCard(_View):
@@ -165,6 +177,7 @@ class LiveState(_View):
     server: ServerCard
     thermal: Thermal
     current: Current | None
+    slots: Slots
     metrics: list[MetricInfo] = Field(description="the telemetry charts, in order (events.TELEMETRY_METRICS)")
     telemetry: list[TelemetrySample] = Field(description=f"the last {TELEMETRY_WINDOW} samples")  # type: ignore[valid-type]
 
@@ -192,6 +205,7 @@ def initial_state(thermal: dict[str, float] | None = None) -> dict[str, Any]:
         "current": None,
         "metrics": [{"key": m.key, "label": m.label, "unit": m.unit, "digits": m.digits} for m in TELEMETRY_METRICS],
         "telemetry": [],
+        "slots": _slots(1),
         PRIVATE: _empty_plan(),
     }
 
@@ -206,6 +220,44 @@ def _counters(t: Tally, total: int = 0) -> dict[str, Any]:
     ok, ko, other = t.shares_pct()
     return {"total": total, "done": t.total, "pass": t.passed, "fail": t.failed, "error": t.errored,
             "remaining": max(total - t.total, 0), "ok_pct": ok, "ko_pct": ko, "other_pct": other}
+
+
+# ---- concurrency (docs/concurrency.md): the attempts in flight are under "slots" (declared as `Slots` above).
+# `slots.inflight` is a list of N places, each the record (same shape as `current`) of an attempt in flight or
+# None: a fixed-length list, so an attempt starting or ending is one small patch (a dict losing a key would be
+# re-sent whole). `current` is the followed attempt (the most recently started, kept until it finishes). The
+# aggregate tokens/s across streams is counted by the hub's speed meter (server/fold.py), not in the state.
+def _slots(n: int) -> dict[str, Any]:
+    return {"n": n, "inflight": [None] * n}
+
+
+def _same_attempt(c: dict[str, Any] | None, e: Any) -> bool:
+    return bool(c) and (c["model"], c["dataset"], c["task_id"], c["attempt"]) == (
+        e.model, e.dataset, e.task_id, e.attempt)
+
+
+def _place(inflight: list[Any], model: str, dataset: str, task_id: str) -> int | None:
+    """Index of the task's record among the attempts in flight, or None."""
+    for i, rec in enumerate(inflight):
+        if rec is not None and rec["task_id"] == task_id and rec["dataset"] == dataset and rec["model"] == model:
+            return i
+    return None
+
+
+def _set_place(s: dict[str, Any], i: int, rec: dict[str, Any] | None) -> None:
+    inflight = list(s["slots"]["inflight"])
+    if i == len(inflight):
+        inflight.append(rec)
+    else:
+        inflight[i] = rec
+    s["slots"] = {**s["slots"], "inflight": inflight}
+
+
+def _update_inflight(s: dict[str, Any], e: Any, change: Any) -> None:
+    """Apply change(record) -> record to the in-flight record of e's attempt, if it is in flight."""
+    i = _place(s["slots"]["inflight"], e.model, e.dataset, e.task_id)
+    if i is not None and _same_attempt(s["slots"]["inflight"][i], e):
+        _set_place(s, i, change(s["slots"]["inflight"][i]))
 
 
 def thermal_class(temp_c: float | None, thermal: dict[str, float]) -> str | None:
@@ -263,6 +315,7 @@ def _run_started(s: dict[str, Any], e: Any) -> None:
     s["counters"] = _totals(cells)
     s["current"] = None
     s["server"] = {**s["server"], "active_model": None, "connection": "unknown", "connection_detail": ""}
+    s["slots"] = _slots(1)
 
 
 def _scrape_targets(config: dict[str, Any]) -> dict[str, dict[str, Any]]:
@@ -300,6 +353,7 @@ def _model_started(s: dict[str, Any], e: Any) -> None:
                    ({**m, "status": "done"} if m["status"] == "running" else m) for m in s["models"]]
     s["server"] = {**s["server"], "active_model": e.model}
     s["datasets"] = _datasets_for(s, e.model)
+    s["slots"] = _slots(e.concurrency)
 
 
 def _backend_state(s: dict[str, Any], e: Any) -> None:
@@ -341,10 +395,20 @@ def _position(s: dict[str, Any], e: Any) -> dict[str, list[int | None]]:
 
 
 def _task_started(s: dict[str, Any], e: Any) -> None:
-    s["current"] = {"model": e.model, "dataset": e.dataset, "task_id": e.task_id, "attempt": e.attempt,
-                    "position": _position(s, e), "stage": None, "stages": {}, "status_label": "RUNNING",
-                    "last": False, "prompt": e.prompt, "thinking": "", "response": "", "tps": None,
-                    "ttft_ms": None, "latency_ms": None, "verdict": None, "detail": None, "error": None}
+    rec = {"model": e.model, "dataset": e.dataset, "task_id": e.task_id, "attempt": e.attempt,
+           "position": _position(s, e), "stage": None, "stages": {}, "status_label": "RUNNING",
+           "last": False, "prompt": e.prompt, "thinking": "", "response": "", "tps": None,
+           "ttft_ms": None, "latency_ms": None, "verdict": None, "detail": None, "error": None}
+    inflight = s["slots"]["inflight"]
+    c = s["current"]
+    # Follow the newly started attempt unless the followed one is still in flight (one task at a time: always).
+    if c is None or c["last"] or c["verdict"] is not None or _place(
+            inflight, c["model"], c["dataset"], c["task_id"]) is None:
+        s["current"] = rec
+    i = _place(inflight, e.model, e.dataset, e.task_id)  # a stale record of this task (not expected) is replaced
+    if i is None:
+        i = next((j for j, r in enumerate(inflight) if r is None), len(inflight))
+    _set_place(s, i, rec)
     _set_task_item(s, e, status="running", attempt=e.attempt)
 
 
@@ -355,9 +419,17 @@ def _is_current(s: dict[str, Any], e: Any) -> bool:
 
 
 def _stage(s: dict[str, Any], e: Any) -> None:
-    if not _is_current(s, e):
-        return
-    c = s["current"]
+    i = _place(s["slots"]["inflight"], e.model, e.dataset, e.task_id)
+    was = s["slots"]["inflight"][i]["stage"] if i is not None else None
+    _update_inflight(s, e, lambda c: _staged(c, e))
+    if e.stage == "throttled" or (was == "throttled" and e.stage == "thinking"):
+        # A throttled slot's pill shows it; sending again shows it running again.
+        _set_task_item(s, e, status="throttled" if e.stage == "throttled" else "running")
+    if _is_current(s, e):
+        s["current"] = _staged(s["current"], e)
+
+
+def _staged(c: dict[str, Any], e: Any) -> dict[str, Any]:
     stages = {k: dict(v) for k, v in c["stages"].items()}
     prev = c["stage"]
     if prev in stages and stages[prev].get("end") is None:
@@ -370,20 +442,26 @@ def _stage(s: dict[str, Any], e: Any) -> None:
     if e.stage == "streaming" and "thinking" in stages:
         # TTFT (first visible token) is captured as Streaming starts; task_finished brings the exact figure.
         ttft_ms = round((e.at_s - stages["thinking"]["start"]) * 1000.0, 1)
-    s["current"] = {**c, "stage": e.stage, "stages": stages, "status_label": e.stage.upper(), "ttft_ms": ttft_ms}
+    return {**c, "stage": e.stage, "stages": stages, "status_label": e.stage.upper(), "ttft_ms": ttft_ms}
 
 
 def _token(s: dict[str, Any], e: Any) -> None:
-    if not _is_current(s, e):
-        return
-    c = s["current"]
+    _update_inflight(s, e, lambda c: _tokened(c, e))
+    if _is_current(s, e):
+        s["current"] = _tokened(s["current"], e)
+
+
+def _tokened(c: dict[str, Any], e: Any) -> dict[str, Any]:
     key = "thinking" if e.kind == "thinking" else "response"
     text = (c[key] + e.text)[-RESPONSE_LIMIT:]
-    s["current"] = {**c, key: text, "tps": e.tps if e.tps is not None else c["tps"]}
+    return {**c, key: text, "tps": e.tps if e.tps is not None else c["tps"]}
 
 
 def _task_finished(s: dict[str, Any], e: Any) -> None:
     status = _status_of(e.verdict)
+    i = _place(s["slots"]["inflight"], e.model, e.dataset, e.task_id)
+    if i is not None and _same_attempt(s["slots"]["inflight"][i], e):
+        _set_place(s, i, None)
     if _is_current(s, e):
         c = s["current"]
         stages = {k: dict(v) for k, v in c["stages"].items()}
@@ -433,6 +511,8 @@ def _run_finished(s: dict[str, Any], e: Any) -> None:
     s["models"] = [{**m, "status": ended} if m["status"] == "running" else m for m in s["models"]]
     if s["current"] is not None:
         s["current"] = {**s["current"], "last": True}
+    # Abandoned attempts (an interrupted run) are no longer in flight.
+    s["slots"] = {**s["slots"], "inflight": [None] * len(s["slots"]["inflight"])}
 
 
 def _telemetry(s: dict[str, Any], e: Any) -> None:

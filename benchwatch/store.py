@@ -57,6 +57,12 @@ results = Table(
     Column("thinking_tokens", Integer),
     Column("visible_tokens", Integer),
     Column("tokens_per_s", Float),
+    # Load metrics (benchwatch/loadmetrics.py defines them): added by the concurrency work; a store created
+    # before them gets the columns added when it is opened (_add_missing_columns).
+    Column("output_tokens", Integer),
+    Column("itl_ms", Float),
+    Column("tpot_ms", Float),
+    Column("request_ms", Float),
     Column("backend_stats", JSON),  # what the backend itself reported (llama.cpp timings, Ollama counts)
     Column("started_at", Float, nullable=False),
     Column("finished_at", Float, nullable=False),

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from ..config import ModelConfig
-from .base import BACKENDS, Backend, BackendError, BackendUnavailable, GenParams, Stats, Text
+from .base import BACKENDS, Backend, BackendError, BackendThrottled, BackendUnavailable, GenParams, Stats, Text
 
 
 def make_backend(cfg: ModelConfig) -> Backend:
@@ -13,5 +13,5 @@ def make_backend(cfg: ModelConfig) -> Backend:
     return cls(cfg)
 
 
-__all__ = ["BACKENDS", "Backend", "BackendError", "BackendUnavailable", "GenParams", "Stats", "Text",
-           "make_backend"]
+__all__ = ["BACKENDS", "Backend", "BackendError", "BackendThrottled", "BackendUnavailable", "GenParams", "Stats",
+           "Text", "make_backend"]

@@ -6,7 +6,7 @@ A backend only says what arrived; the runner's clock says when.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterator, Literal, Protocol
+from typing import TYPE_CHECKING, Any, ClassVar, Iterator, Literal, Protocol
 
 from ..config import ModelConfig
 from ..registry import Registry
@@ -54,6 +54,15 @@ class BackendUnavailable(BackendError):
     the backend as disconnected and checks the connection again before the next attempt."""
 
 
+class BackendThrottled(BackendError):
+    """The server pushed back (HTTP 429 or 503 with Retry-After): the slot waits `retry_after_s` and sends the
+    same attempt again; this is not the model's failure (docs/concurrency.md)."""
+
+    def __init__(self, message: str, retry_after_s: float):
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
 class Backend(Protocol):
     """What the runner calls. A backend class subclasses this (for the defaults of the optional capabilities)."""
     cfg: ModelConfig
@@ -71,6 +80,10 @@ class Backend(Protocol):
     def close(self) -> None: ...
 
     # ---- optional capabilities: the defaults do nothing
+    max_concurrency: ClassVar[int | None] = None
+    """Attempts in flight at most, whatever runner.concurrency says (None: no limit of its own). The embedded
+    model (one llama.cpp context in this process) says 1."""
+
     def set_task(self, task: "Task") -> None:
         """Called with the task before each attempt; a backend that answers from the task itself (reference)
         keeps it."""

@@ -57,6 +57,8 @@ def _quiet_llama_logs() -> None:
 
 
 class EmbeddedBackend(Backend):
+    max_concurrency = 1  # one llama.cpp context in this process: one attempt at a time
+
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.llm: Any = None

@@ -1,22 +1,100 @@
 """Streamed HTTP requests for the remote backends, with every per-task timeout enforced at the socket.
 
 httpx gives us the bytes as they arrive (no buffering between the socket and our clock) and a connect timeout.
-A read timeout alone cannot express "first token within N s, whole answer within M s", so a watchdog thread
-holds the two deadlines and, when one passes, shuts the socket down: the blocked read returns at once and the
+A read timeout alone cannot express "first token within N s, whole answer within M s", so a watchdog (one
+thread for every request in flight) holds the two deadlines and, when one passes, shuts the socket down: the blocked read returns at once and the
 attempt ends as ERROR with the reason. Each request opens its own connection so the watchdog always knows the
 socket (httpcore's trace hook hands it over at connect time); on a LAN that costs well under a millisecond.
 """
 from __future__ import annotations
 
+import email.utils
+import heapq
 import json
 import socket
 import threading
 import time
+import weakref
 from typing import Any, Callable, Iterator
 
 import httpx
 
-from .base import BackendError, BackendUnavailable, GenParams
+from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams
+
+RETRY_AFTER_MAX_S = 600.0  # a server asking for a longer wait is waited this long, then asked again
+
+# Every watchdog whose request is under way: Ctrl-C cuts them all at once (abort_all), so no slot stays blocked
+# in a read while the run stops.
+_LIVE: "weakref.WeakSet[Watchdog]" = weakref.WeakSet()
+_LIVE_LOCK = threading.Lock()
+
+
+def abort_all(reason: str) -> int:
+    """Cut the socket of every request in flight in this process; returns how many were cut."""
+    with _LIVE_LOCK:
+        dogs = list(_LIVE)
+    for dog in dogs:
+        dog.abort(reason)
+    return len(dogs)
+
+
+def retry_after_s(value: str | None, now: float | None = None) -> float | None:
+    """Retry-After as seconds to wait: delta-seconds or an HTTP date (RFC 9110 10.2.3); None when absent or
+    unreadable. Capped at RETRY_AFTER_MAX_S, never negative."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        secs = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when is None:
+            return None
+        secs = when.timestamp() - (time.time() if now is None else now)
+    if secs != secs:  # NaN
+        return None
+    return min(max(secs, 0.0), RETRY_AFTER_MAX_S)
+
+
+class _Deadlines:
+    """One thread holds every request's deadlines (a heap), so a request in flight costs no thread of its own:
+    with hundreds of attempts in flight (runner.concurrency) a thread and a condition per request cost more CPU
+    than the rest of the attempt. Entries of finished requests are dropped when their time comes."""
+
+    def __init__(self) -> None:
+        self._heap: list[tuple[float, int, "Watchdog"]] = []
+        self._cond = threading.Condition()
+        self._count = 0
+        self._thread: threading.Thread | None = None
+
+    def add(self, when: float, dog: "Watchdog") -> None:
+        with self._cond:
+            self._count += 1
+            heapq.heappush(self._heap, (when, self._count, dog))
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="benchwatch-http-deadlines", daemon=True)
+                self._thread.start()
+            if self._heap[0][2] is dog:  # a new earliest deadline: wake the thread to wait less
+                self._cond.notify()
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._heap:
+                    self._cond.wait()
+                when, _, dog = self._heap[0]
+                left = when - dog.clock()
+                if left > 0:
+                    self._cond.wait(left)
+                    continue
+                heapq.heappop(self._heap)
+            dog._expired(when)
+
+
+_DEADLINES = _Deadlines()
 
 
 class Watchdog:
@@ -31,46 +109,50 @@ class Watchdog:
         self._sock: socket.socket | None = None
         self._first_seen = False
         self._done = False
-        self._cond = threading.Condition()
-        self._thread = threading.Thread(target=self._watch, name="benchwatch-http-watchdog", daemon=True)
-        self._thread.start()
+        self._lock = threading.Lock()
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        _DEADLINES.add(self.first_deadline, self)
 
     def attach(self, sock: socket.socket | None) -> None:
-        with self._cond:
+        with self._lock:
             self._sock = sock
             if self.reason:  # a deadline passed while connecting
                 self._cut()
 
     def token(self) -> None:
         """The first token (of any kind) arrived: from now on only the total deadline applies."""
-        if not self._first_seen:
-            with self._cond:
-                self._first_seen = True
-                self._cond.notify()
+        self._first_seen = True
 
     def stop(self) -> None:
-        with self._cond:
-            self._done = True
-            self._cond.notify()
+        self._done = True
+        with _LIVE_LOCK:
+            _LIVE.discard(self)
 
-    def _watch(self) -> None:
+    def abort(self, reason: str) -> None:
+        """Stop this request now (Ctrl-C): cut its socket; the read in progress returns at once."""
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            self._cut()
+
+    def _expired(self, when: float) -> None:
+        """Called by the deadline thread when one of this request's deadlines has come."""
+        if self._done or self.reason:
+            return
         p = self.params
-        with self._cond:
-            while not self._done:
-                first = not self._first_seen and self.first_deadline < self.total_deadline
-                deadline = self.first_deadline if first else self.total_deadline
-                left = deadline - self.clock()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
-                if first:
-                    self.reason = (f"timed out: no token within {p.first_token_timeout_s:g} s of sending the request "
-                                   "(runner.first_token_timeout_s)")
-                else:
-                    self.reason = (f"timed out: answer not complete after {p.total_timeout_s:g} s "
-                                   "(runner.task_timeout_s)")
-                self._cut()
+        if when == self.first_deadline and self.first_deadline < self.total_deadline:
+            if self._first_seen:
+                _DEADLINES.add(self.total_deadline, self)
                 return
+            reason = (f"timed out: no token within {p.first_token_timeout_s:g} s of sending the request "
+                      "(runner.first_token_timeout_s)")
+        else:
+            reason = f"timed out: answer not complete after {p.total_timeout_s:g} s (runner.task_timeout_s)"
+        with self._lock:
+            if self.reason is None:
+                self.reason = reason
+            self._cut()
 
     def _cut(self) -> None:
         if self._sock is not None:
@@ -147,8 +229,12 @@ class StreamedRequest:
                                     extensions={"trace": self._trace}) as resp:
                 if resp.status_code >= 400:
                     resp.read()
+                    wait = retry_after_s(resp.headers.get("retry-after"))
+                    if resp.status_code in (429, 503) and wait is not None:
+                        raise BackendThrottled(f"{self.where} answered HTTP {resp.status_code} with Retry-After: "
+                                               f"{resp.headers.get('retry-after')} (throttled)", wait)
                     raise self.on_status(resp.status_code, resp.text)
-                for line in resp.iter_lines():
+                for line in _lines(resp.iter_bytes()):
                     if dog.reason:
                         break
                     yield line
@@ -160,6 +246,22 @@ class StreamedRequest:
             raise describe_transport_error(exc, self.where, p) from None
         finally:
             dog.stop()
+
+
+def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
+    """Lines of a streamed body (LF or CRLF), decoded as UTF-8 once complete. Cheaper per chunk than httpx's
+    iter_lines (a text decoder and a line decoder per chunk), which counts with hundreds of streams in flight."""
+    rest = b""
+    for data in chunks:
+        if b"\n" not in data:
+            rest += data
+            continue
+        *complete, last = (rest + data).split(b"\n")
+        rest = last
+        for raw in complete:
+            yield raw[:-1].decode("utf-8", "replace") if raw.endswith(b"\r") else raw.decode("utf-8", "replace")
+    if rest:
+        yield rest.decode("utf-8", "replace")
 
 
 def get_json(client: httpx.Client, url: str, timeout_s: float, where: str,

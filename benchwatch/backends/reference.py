@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 import time
 from typing import Any, Iterator
 
@@ -44,7 +45,11 @@ class ReferenceBackend(Backend):
     def __init__(self, cfg: ModelConfig):
         self.cfg = cfg
         self.token_delay_s = ReferenceOptions.model_validate(cfg.options).token_delay_s
-        self.task: Task | None = None
+        self._slot = threading.local()  # the task handed over by each runner slot (thread)
+
+    @property
+    def task(self) -> Task | None:
+        return getattr(self._slot, "task", None)
 
     def connect(self, timeout_s: float = 0.0) -> tuple[str, str]:
         return "connected", "reference answers (no model behind it)"
@@ -52,8 +57,8 @@ class ReferenceBackend(Backend):
     def render_prompt(self, messages: list[Message]) -> str:
         return render_messages(messages)
 
-    def set_task(self, task: Task) -> None:
-        self.task = task
+    def set_task(self, task: Task | None) -> None:
+        self._slot.task = task
 
     def stream(self, messages: list[Message], params: GenParams) -> Iterator[Item]:
         task = self.task
@@ -70,4 +75,4 @@ class ReferenceBackend(Backend):
                     server={"backend": "reference"})
 
     def close(self) -> None:
-        self.task = None
+        self.set_task(None)

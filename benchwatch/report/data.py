@@ -8,8 +8,9 @@ from typing import Any, Iterable
 from sqlalchemy import func, select
 
 from .. import counting
-from ..counting import VERDICTS, Tally, percentile
+from ..counting import QUANTILES, VERDICTS, Tally, percentile
 from ..events import TELEMETRY_METRICS
+from ..loadmetrics import run_load, slo_of
 from ..store import Store
 from ..store import results as results_table
 from .model_server import model_server_report
@@ -18,8 +19,9 @@ METRICS = (  # column, label, unit
     ("ttft_ms", "TTFT", "ms"),
     ("tokens_per_s", "Tokens/s", "tok/s"),
     ("latency_ms", "Latency", "ms"),
+    ("itl_ms", "ITL", "ms"),
+    ("tpot_ms", "TPOT", "ms"),
 )
-QUANTILES = (50, 90, 99)
 TELEMETRY_SERIES = tuple((m.key, m.label, m.unit) for m in TELEMETRY_METRICS)  # column, label, unit
 COUNTING_RULE = counting.RULE
 
@@ -123,6 +125,7 @@ class ReportData:
     boundaries: list[dict[str, Any]]
     problems: list[dict[str, Any]]
     model_server: dict[str, Any] = field(default_factory=lambda: {"present": False})
+    load: dict[str, dict[str, Any]] = field(default_factory=dict)  # model -> loadmetrics.model_load
 
     @property
     def run_id(self) -> str:
@@ -141,6 +144,7 @@ class ReportData:
             "boundaries": self.boundaries,
             "run_span": self.span_ms(),
             "model_server": self.model_server,
+            "load": self.load,
         }
 
     def span_ms(self) -> list[float]:
@@ -169,7 +173,8 @@ def load_report(store: Store, run_id: str) -> ReportData:
     samples = store.telemetry(run_id)
     return ReportData(run=run, rows=rows, matrix=matrix, dists=distributions(matrix.models, figures),
                       telemetry=telemetry_data(samples), boundaries=task_boundaries(rows),
-                      problems=problem_rows(rows), model_server=model_server_report(samples, rows))
+                      problems=problem_rows(rows), model_server=model_server_report(samples, rows),
+                      load=run_load(rows, matrix.models, slo_of(run["config"])))
 
 
 # ---- compare

@@ -2,6 +2,9 @@
 
 Per attempt: cooling pause -> prompt sent (Thinking: generating, nothing visible yet) -> first visible token
 (Streaming; TTFT) -> Evaluating -> result row committed -> Done. Every time comes from one monotonic clock.
+
+With `runner.concurrency` N > 1 (remote backends), a model's tasks flow in plan order through N slots, each a
+thread running the same attempt code (slots.py); with 1, tasks run one after another in this thread, as before.
 """
 from __future__ import annotations
 
@@ -15,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any, Callable
 
 from .. import events as ev
-from ..backends import Backend, BackendError, BackendUnavailable, GenParams, Stats, make_backend
+from .. import loadmetrics
+from ..backends import Backend, BackendError, BackendThrottled, BackendUnavailable, GenParams, Stats, make_backend
 from ..backends.base import render_messages
 from ..backends.thinking import ThinkSplitter
 from ..config import Config, DatasetConfig, ModelConfig
@@ -23,6 +27,13 @@ from ..datasets import Task, load_dataset
 from ..evaluators import Evaluator, Verdict, get_evaluator
 from ..store import Store
 from .sinks import SafeFanout, Sink
+from .slots import RateLimiter, run_slots
+
+THROTTLE_MAX = 20  # 429/503 + Retry-After answers waited through per attempt before it counts as an ERROR
+# With N attempts in flight, each stream's token deltas are coalesced for at least N / this many seconds, so the
+# whole run publishes about this many token events per second however many streams there are (one stream: the
+# configured runner.coalesce_ms, as before).
+TOKEN_EVENTS_PER_S = 200.0
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +53,9 @@ class AttemptRecord:
     t_first_any: float | None = None
     t_first_visible: float | None = None
     t_last_visible: float | None = None
+    t_last_any: float | None = None
+    t_end: float | None = None  # the stream's last byte
+    throttled: int = 0  # 429/503 answers waited through
     first_visible_chunk_tokens: int = 0
     thinking_tokens: int = 0
     visible_tokens: int = 0
@@ -109,13 +123,25 @@ class Runner:
         self.run_id = ""
         # Continues across resumed sessions: a microsecond clock base keeps seq increasing per run_id.
         self._seq = time.time_ns() // 1000
-        self._current: tuple[str, str, str, int] | None = None
+        self._emit_lock = threading.Lock()  # seq order = emit order, with several slots emitting
+        self._local = threading.local()  # the attempt each slot (thread) is running
+        self._limiter: RateLimiter | None = None
+        self._slots = 1  # attempts in flight at most for the model being run
         self._backend_state: dict[str, str] = {}  # model -> last published connection state
+
+    @property
+    def _current(self) -> tuple[str, str, str, int] | None:
+        return getattr(self._local, "current", None)
+
+    @_current.setter
+    def _current(self, value: tuple[str, str, str, int] | None) -> None:
+        self._local.current = value
 
     # ---- events
     def emit(self, cls: type, **fields: Any) -> None:
-        self._seq += 1
-        self.out.emit(cls(run_id=self.run_id, seq=self._seq, **fields))
+        with self._emit_lock:
+            self._seq += 1
+            self.out.emit(cls(run_id=self.run_id, seq=self._seq, **fields))
 
     def _task_event(self, cls: type, **fields: Any) -> None:
         model, dataset, task_id, attempt = self._current  # type: ignore[misc]
@@ -144,7 +170,9 @@ class Runner:
             host = {"hostname": platform.node(), "python": platform.python_version(), "cpus": os.cpu_count(),
                     "platform": platform.platform()}
             self.run_id = self.store.create_run(self.cfg.model_dump(mode="json"), self.config_path, host)
-        plan = ev.RunPlan(models=[ev.PlanModel(name=m.name, backend=m.backend) for m in self.cfg.benchmarked_models],
+        plan = ev.RunPlan(models=[ev.PlanModel(name=m.name, backend=m.backend,
+                                               concurrency=self.cfg.concurrency_for(m))
+                                  for m in self.cfg.benchmarked_models],
                           datasets=[ev.PlanDataset(name=d.name, evaluator=d.evaluator, task_ids=[t.id for t in ts])
                                     for d, ts in datasets],
                           cooling_s=self.cfg.runner.cooling_s)
@@ -154,6 +182,8 @@ class Runner:
             self.run_id, self._seq, resumed=bool(resume_run_id), config=self.cfg.model_dump(mode="json"),
             done=[ev.DoneTask(model=m, dataset=d, task_id=t, verdict=v) for (m, d, t), v in done.items()]))
         status, detail = "finished", ""
+        rate = self.cfg.runner.max_requests_per_s
+        self._limiter = RateLimiter(rate, self.clock) if rate else None
         try:
             for ordinal, mcfg in enumerate(self.cfg.benchmarked_models, start=1):
                 self._run_model(mcfg, ordinal, datasets, evaluators, done, attempts_made)
@@ -176,8 +206,9 @@ class Runner:
     def _run_model(self, mcfg: ModelConfig, ordinal: int, datasets: list[tuple[DatasetConfig, list[Task]]],
                    evaluators: dict[str, Evaluator], done: dict[tuple[str, str, str], str],
                    attempts_made: dict[tuple[str, str, str], int]) -> None:
+        slots = self._slots = self.cfg.concurrency_for(mcfg)
         self.emit(ev.ModelStarted, model=mcfg.name, backend=mcfg.backend, ordinal=ordinal,
-                  total=len(self.cfg.benchmarked_models))
+                  total=len(self.cfg.benchmarked_models), concurrency=slots)
         backend: Backend | None = None
         try:
             if mcfg.backend == "embedded":
@@ -189,14 +220,17 @@ class Runner:
                 self._set_backend_state(mcfg.name, "disconnected", str(exc))
             if backend is not None:
                 self._check_connection(mcfg.name, backend)
-            for dcfg, tasks in datasets:
-                self.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=[t.id for t in tasks])
-                for task in tasks:
-                    key = (mcfg.name, dcfg.name, task.id)
-                    if key in done:
-                        continue
-                    self._run_task(mcfg, backend, dcfg, task, evaluators[dcfg.name], attempts_made.get(key, 0))
-                self.emit(ev.DatasetFinished, model=mcfg.name, dataset=dcfg.name)
+            if slots > 1:
+                run_slots(self, slots, mcfg, backend, datasets, evaluators, done, attempts_made)
+            else:
+                for dcfg, tasks in datasets:
+                    self.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=[t.id for t in tasks])
+                    for task in tasks:
+                        key = (mcfg.name, dcfg.name, task.id)
+                        if key in done:
+                            continue
+                        self._run_task(mcfg, backend, dcfg, task, evaluators[dcfg.name], attempts_made.get(key, 0))
+                    self.emit(ev.DatasetFinished, model=mcfg.name, dataset=dcfg.name)
         finally:
             if backend is not None:
                 backend.close()
@@ -269,8 +303,24 @@ class Runner:
                 if state == "disconnected":
                     raise BackendUnavailable(detail)
             backend.set_task(task)  # a backend answering from the task itself (reference) keeps it
-            stage("thinking")
-            self._generate(backend, messages, rec, at, stage)
+            while True:
+                if self._limiter is not None and not self._limiter.acquire(self.stop_requested):
+                    raise KeyboardInterrupt
+                stage("thinking")
+                try:
+                    self._generate(backend, messages, rec, at, stage)
+                    break
+                except BackendThrottled as exc:
+                    # The server pushed back before answering: wait in this slot and send the same attempt
+                    # again; not a model failure, not an attempt used up.
+                    rec.throttled += 1
+                    if rec.throttled > THROTTLE_MAX or self.stop_requested.is_set():
+                        raise BackendError(f"{exc}; still throttled after {THROTTLE_MAX} waits") from None
+                    rec.thinking, rec.visible, rec.thinking_tokens, rec.visible_tokens = [], [], 0, 0
+                    rec.t_first_any = rec.t_first_visible = rec.t_last_visible = rec.t_last_any = None
+                    stage("throttled")
+                    if self.stop_requested.wait(exc.retry_after_s):
+                        raise KeyboardInterrupt from None
             stage("evaluating")
             try:
                 verdict = evaluator.evaluate(task, rec.response)
@@ -280,6 +330,8 @@ class Runner:
             if verdict.verdict == "ERROR" and error is None:  # an evaluator's own ERROR (a judge that failed)
                 error = str(verdict.detail.get("reason") or f"evaluator {dcfg.evaluator} returned ERROR")
         except BackendError as exc:
+            if self.stop_requested.is_set():  # Ctrl-C cut this request: abandon the attempt, store nothing
+                raise KeyboardInterrupt from None
             error = str(exc) or type(exc).__name__
             if isinstance(exc, BackendUnavailable):
                 self._set_backend_state(mcfg.name, "disconnected", error)
@@ -293,6 +345,11 @@ class Runner:
                 s[1] = end
         rec.stages["done"] = [end, end]
         st = rec.stats or Stats()
+        load = loadmetrics.attempt_metrics(rec.t_send, rec.t_first_any, rec.t_last_any, rec.t_end,
+                                           rec.thinking_tokens + rec.visible_tokens, st.completion_tokens)
+        server_stats = dict(st.server)
+        if rec.throttled:
+            server_stats["throttled"] = rec.throttled
         row = {
             "run_id": self.run_id, "model": mcfg.name, "backend": mcfg.backend, "dataset": dcfg.name,
             "task_id": task.id, "attempt": attempt, "prompt": prompt, "thinking": "".join(rec.thinking),
@@ -302,7 +359,7 @@ class Runner:
             "latency_ms": rec.ms_since_send(end if rec.t_send is not None else None),
             "prompt_tokens": st.prompt_tokens, "completion_tokens": st.completion_tokens,
             "thinking_tokens": rec.thinking_tokens, "visible_tokens": rec.visible_tokens,
-            "tokens_per_s": rec.tokens_per_s(), "backend_stats": st.server,
+            "tokens_per_s": rec.tokens_per_s(), "backend_stats": server_stats, **load,
             "started_at": started_wall, "finished_at": time.time(),
         }
         self.store.add_result(row)  # durable before announced
@@ -310,7 +367,8 @@ class Runner:
         self._task_event(ev.TaskFinished, verdict=verdict.verdict, final=final, detail=_jsonable(verdict.detail),
                          error=error, ttft_ms=row["ttft_ms"], first_token_ms=row["first_token_ms"],
                          latency_ms=row["latency_ms"], tokens_per_s=row["tokens_per_s"],
-                         completion_tokens=st.completion_tokens, stages=row["stages"])
+                         completion_tokens=st.completion_tokens, stages=row["stages"],
+                         output_tokens=load["output_tokens"], itl_ms=load["itl_ms"], tpot_ms=load["tpot_ms"])
         return verdict.verdict
 
     def _generate(self, backend: Backend, messages: list[dict[str, str]], rec: AttemptRecord,
@@ -325,12 +383,17 @@ class Runner:
             self._task_event(ev.TokenDelta, kind=kind, text=text, n_tokens=n,
                              tps=round(rec.tokens_per_s(), 3) if rec.tokens_per_s() else None)
 
-        coalescer = Coalescer(rc.coalesce_ms / 1000.0, publish, self.clock)
+        window = rc.coalesce_ms / 1000.0
+        if self._slots > 1:
+            window = max(window, self._slots / TOKEN_EVENTS_PER_S)
+        coalescer = Coalescer(window, publish, self.clock)
 
         def take(kind: str, text: str, n_tokens: int) -> None:
             now = at()
             if rec.t_first_any is None:
                 rec.t_first_any = now
+            if n_tokens:
+                rec.t_last_any = now
             if kind == "thinking":
                 rec.thinking.append(text)
                 rec.thinking_tokens += n_tokens
@@ -374,6 +437,7 @@ class Runner:
                         rec.thinking_tokens += item.n_tokens if splitter.inside else 0
                 elif item.text or item.n_tokens:
                     take(item.kind, item.text, item.n_tokens)
+            rec.t_end = at()
             for kind, text in splitter.flush():
                 take(kind, text, 0)
         finally:

@@ -14,7 +14,8 @@ import collections
 import itertools
 import json
 import logging
-from typing import Any, Iterable
+import time
+from typing import Any, Callable, Iterable
 
 from .. import state as reducer
 from ..events import Event
@@ -40,23 +41,43 @@ class SpeedMeter:
 
     While a task streams, its current speed. An answer that streamed and finished between two samples (SmolLM2
     answers in ~0.2 s) is reported once with its final speed, or a 1 Hz sampler would show a model answering
-    at 75 tok/s as producing nothing. Otherwise 0 (cooling, thinking, evaluating: no visible tokens flow)."""
+    at 75 tok/s as producing nothing. Otherwise 0 (cooling, thinking, evaluating: no visible tokens flow).
 
-    def __init__(self) -> None:
+    With several attempts in flight (the state's `slots.n` > 1, runner.concurrency) the figure is the aggregate
+    across streams instead: output tokens of every stream since the previous sample, per second (the page's
+    TPS chart says so in its title)."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.finished = 0  # task_finished events folded
         self.last_tps: float | None = None
         self._seen = 0  # `finished` at the previous sample
+        self.clock = clock
+        self.tokens_out = 0  # output tokens of every stream (token events' n_tokens), for the aggregate
+        self._tokens_seen: tuple[int, float] | None = None  # (tokens_out, clock) at the previous sample
 
     def note(self, event: Event) -> None:
         if event.type == "task_finished":
             self.finished += 1
             self.last_tps = event.tokens_per_s  # type: ignore[union-attr]
+        elif event.type == "token":
+            self.tokens_out += event.n_tokens  # type: ignore[union-attr]
+
+    def _aggregate(self) -> float:
+        count, now = self.tokens_out, self.clock()
+        prev, self._tokens_seen = self._tokens_seen, (count, now)
+        if prev is None or now <= prev[1] or count < prev[0]:
+            return 0.0
+        return round((count - prev[0]) / (now - prev[1]), 3)
 
     def sample(self, state: dict[str, Any]) -> tuple[float | None, str | None]:
         """(tps, None), or (None, why) when there is nothing to measure."""
         run, cur = state["run"], state["current"]
         if run is None or run["status"] != "running":
+            self._tokens_seen = None
             return None, "no run active"
+        if state["slots"]["n"] > 1:
+            return self._aggregate(), None
+        self._tokens_seen = None
         finished_since, self._seen = self.finished != self._seen, self.finished
         if cur is not None and cur.get("stage") == "streaming":
             return cur.get("tps") or 0.0, None

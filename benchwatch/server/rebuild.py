@@ -49,8 +49,9 @@ def events_from_store(store: Store, run_id: str) -> list[ev.Event] | None:
         last = rows[-1]
         names = [m.name for m in plan.models]
         if last["model"] in names:
+            i = names.index(last["model"])
             out.append(ev.ModelStarted(run_id=run_id, seq=0, model=last["model"], backend=last["backend"],
-                                       ordinal=names.index(last["model"]) + 1, total=len(names)))
+                                       ordinal=i + 1, total=len(names), concurrency=plan.models[i].concurrency))
             dataset = next((d for d in plan.datasets if d.name == last["dataset"]), None)
             if dataset is not None:
                 out.append(ev.DatasetStarted(run_id=run_id, seq=0, model=last["model"], dataset=dataset.name,

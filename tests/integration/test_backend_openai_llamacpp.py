@@ -51,6 +51,28 @@ def test_openai_backend_agrees_with_embedded_on_verdicts_and_speed(tmp_path, lla
         assert r["visible_tokens"] > 0 and r["backend_stats"].get("finish_reason") in ("stop", "length")
 
 
+def test_concurrency_1_against_the_real_server_measures_itl_like_the_server(tmp_path, llama_server):
+    """runner.concurrency 1 (explicit) on the real server: one request at a time, and the load metrics agree with
+    what llama.cpp reports about the same answers (its own token count; its per-token time within the noise)."""
+    models = [{"name": "srv", "backend": "openai", "base_url": llama_server.url, "model": "smollm2"}]
+    outcome, rows, events = run(tmp_path, models, IDS[:3], concurrency=1, **SLOW)
+    assert outcome.status == "finished"
+    kinds = [e.type for e in events if e.type in ("task_started", "task_finished")]
+    assert kinds == ["task_started", "task_finished"] * (len(kinds) // 2)  # one at a time (retries included)
+    assert next(e for e in events if isinstance(e, ev.ModelStarted)).concurrency == 1
+    answered = [r for r in rows if r["verdict"] in ("PASS", "FAIL")]
+    assert answered, [r["error"] for r in rows]
+    for r in answered:
+        # llama-cpp-python's server sends no usage chunk: the tokens counted as they streamed, one per chunk.
+        usage = r["backend_stats"].get("usage") or {}
+        counted = r["thinking_tokens"] + r["visible_tokens"]
+        assert r["output_tokens"] == (usage.get("completion_tokens") or counted) >= 2, r["backend_stats"]
+        assert r["tpot_ms"] >= r["itl_ms"] > 0 and r["request_ms"] >= r["first_token_ms"]
+        server_ms = (r["backend_stats"].get("timings") or {}).get("predicted_per_token_ms")
+        if server_ms:  # our ITL includes the network and streaming; the server's is its decode step alone
+            assert 0.3 * server_ms < r["itl_ms"] < 5 * server_ms + 20, (r["itl_ms"], server_ms)
+
+
 def test_a_real_stall_past_the_first_token_timeout_is_cut_and_retried(tmp_path, llama_server):
     paused = []
 

@@ -37,9 +37,11 @@ class Behaviour:
     answer: str | None = None     # default: the arithmetic answer to the prompt
     delay_s: float = 0.0          # between chunks
     first_delay_s: float = 0.0    # before the first chunk (after the response headers)
-    fault: str | None = None      # stall | malformed | truncated | die | error | not_found
+    fault: str | None = None      # stall | malformed | truncated | die | error | not_found | pushback
     fault_after: int = 1          # chunks sent before the fault
     stall_s: float = 30.0
+    status: int = 429             # pushback: the HTTP status (429 Too Many Requests or 503 Service Unavailable)
+    retry_after: str | None = "0.2"  # pushback: the Retry-After header (seconds or an HTTP date; None: absent)
 
 
 class StandinServer:
@@ -53,6 +55,8 @@ class StandinServer:
         self._server: ThreadingHTTPServer | None = None
         self._stopping = threading.Event()
         self._lock = threading.Lock()
+        self.in_flight = 0       # requests being answered right now (every request gets its own thread)
+        self.max_in_flight = 0   # the most seen at once
 
     @property
     def url(self) -> str:
@@ -73,10 +77,16 @@ class StandinServer:
                 raw = self.rfile.read(n) if n else b""
                 body = json.loads(raw) if raw else None
                 self.close_connection = True
+                with outer._lock:
+                    outer.in_flight += 1
+                    outer.max_in_flight = max(outer.max_in_flight, outer.in_flight)
                 try:
                     outer.handle(self, method, self.path, body)
                 except (BrokenPipeError, ConnectionResetError, OSError):
                     pass
+                finally:
+                    with outer._lock:
+                        outer.in_flight -= 1
 
             def do_GET(self) -> None:
                 self._dispatch("GET")
@@ -118,9 +128,12 @@ class StandinServer:
             self.requests.append({"path": path, "body": body, "headers": dict(headers)})
 
     # ---- writing
-    def send_json(self, h: BaseHTTPRequestHandler, status: int, obj: Any) -> None:
+    def send_json(self, h: BaseHTTPRequestHandler, status: int, obj: Any,
+                  headers: dict[str, str] | None = None) -> None:
         data = json.dumps(obj).encode()
         h.send_response(status)
+        for k, v in (headers or {}).items():
+            h.send_header(k, v)
         h.send_header("Content-Type", "application/json; charset=utf-8")
         h.send_header("Content-Length", str(len(data)))
         h.end_headers()
@@ -174,6 +187,10 @@ class StandinServer:
             if b.delay_s and i + 1 < len(pieces):
                 time.sleep(b.delay_s)
         return True
+
+    def pushback(self, h: BaseHTTPRequestHandler, b: Behaviour, obj: Any) -> None:
+        """A server that is overloaded or rate-limited: 429 / 503 with Retry-After (when the behaviour has one)."""
+        self.send_json(h, b.status, obj, {"Retry-After": b.retry_after} if b.retry_after is not None else None)
 
     def handle(self, h: BaseHTTPRequestHandler, method: str, path: str, body: Any) -> None:
         raise NotImplementedError

@@ -50,6 +50,8 @@ class StandinOllama(StandinServer):
         b = self.behaviour(model)
         if b is None or b.fault == "not_found":
             return self.send_json(h, 404, {"error": f"model '{model}' not found"})
+        if b.fault == "pushback":  # e.g. a proxy in front of Ollama, or OLLAMA_MAX_QUEUE reached (503)
+            return self.pushback(h, b, {"error": "server busy, please try again later"})
         t0 = time.monotonic_ns()
         load_ns = 0
         if model not in self.loaded:

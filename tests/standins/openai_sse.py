@@ -8,6 +8,9 @@
   "usage" {"prompt_tokens", "completion_tokens", "total_tokens"}; then `data: [DONE]`.
 - an unknown model: 404 {"error": {"message", "type": "invalid_request_error", "code": "model_not_found"}}
 - a wrong API key (when `api_key` is set): 401.
+- pushback (fault "pushback"): 429 {"error": {"type": "rate_limit_exceeded"}} or 503, with Retry-After.
+Every request is answered in its own thread, so any number are served in parallel (`max_in_flight` says how many
+were at once); delays are per behaviour.
 The real third-party server test uses llama-cpp-python's server; this one exists for the faults.
 """
 from __future__ import annotations
@@ -40,6 +43,9 @@ class StandinOpenAI(StandinServer):
         if b is None or b.fault == "not_found":
             return self.send_json(h, 404, {"error": {"message": f"The model `{model}` does not exist.",
                                                      "type": "invalid_request_error", "code": "model_not_found"}})
+        if b.fault == "pushback":
+            return self.pushback(h, b, {"error": {"message": "Rate limit reached, retry later.",
+                                                  "type": "rate_limit_exceeded" if b.status == 429 else "overloaded"}})
         prompt = body["messages"][-1]["content"]
         answer = b.answer if b.answer is not None else arithmetic_answer(prompt)
         deltas: list[dict[str, Any]] = [{"role": "assistant", "content": ""}]

@@ -143,3 +143,18 @@ def test_an_answer_that_streamed_between_two_samples_is_reported_once():
     assert log.speed.sample(log.state) == (0.0, None)  # once
     log.fold([ev.RunFinished(run_id=R, seq=7, status="finished")])
     assert log.speed.sample(log.state) == (None, "no run active")
+
+
+def test_with_several_in_flight_the_speed_meter_reports_every_streams_tokens():
+    now = [100.0]
+    log = FoldLog()
+    log.speed.clock = lambda: now[0]
+    two = ev.ModelStarted(run_id=R, seq=2, model="m", backend="openai", ordinal=1, total=1, concurrency=2)
+    log.fold([started(), two, ev.TaskStarted(run_id=R, seq=3, prompt="p", **T),
+              ev.TaskStarted(run_id=R, seq=4, prompt="p", **dict(T, task_id="b"))])
+    assert log.view()["slots"]["n"] == 2
+    assert log.speed.sample(log.state) == (0.0, None)  # the first sample only starts the count
+    log.fold([ev.TokenDelta(run_id=R, seq=5, kind="visible", text="x", n_tokens=30, tps=42.0, **T),
+              ev.TokenDelta(run_id=R, seq=6, kind="visible", text="y", n_tokens=50, **dict(T, task_id="b"))])
+    now[0] += 2.0
+    assert log.speed.sample(log.state) == (40.0, None)  # 80 tokens of both streams over 2 s

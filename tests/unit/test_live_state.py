@@ -111,3 +111,34 @@ def test_schema_command_prints_them():
     proc = subprocess.run([sys.executable, "-m", "benchwatch.cli", "schema", "plan"], capture_output=True,
                           text=True, env=cli_env(), cwd=ROOT, timeout=60)
     assert proc.returncode == 2 and "invalid choice: 'plan'" in proc.stderr and proc.stdout == ""
+
+
+def test_several_in_flight_fit_the_declaration():
+    """runner.concurrency > 1: `slots` (n places, each an attempt's record or null) and a throttled task item are
+    declared; the followed task is the most recently started, kept until it finishes."""
+    ids = ["a", "b", "c"]
+    tk = lambda tid, **kw: dict(model="m", dataset="d", task_id=tid, attempt=1, **kw)  # noqa: E731
+    events = [
+        ev.RunStarted(run_id=R, seq=1, models=[ev.PlanModel(name="m", backend="openai")],
+                      datasets=[ev.PlanDataset(name="d", evaluator="numeric", task_ids=ids)]),
+        ev.ModelStarted(run_id=R, seq=2, model="m", backend="openai", ordinal=1, total=1, concurrency=2),
+        ev.DatasetStarted(run_id=R, seq=3, model="m", dataset="d", task_ids=ids),
+        ev.TaskStarted(run_id=R, seq=4, prompt="a?", **tk("a")),
+        ev.TaskStarted(run_id=R, seq=5, prompt="b?", **tk("b")),
+        ev.StageChanged(run_id=R, seq=6, stage="throttled", at_s=0.1, **tk("b")),
+    ]
+    s = initial_state()
+    for e in events:
+        s = apply(s, e)
+        LiveState.model_validate(json.loads(json.dumps(view(s))))
+    v = view(s)
+    assert v["slots"]["n"] == 2 and [r["task_id"] for r in v["slots"]["inflight"]] == ["a", "b"]
+    assert v["current"]["task_id"] == "a"  # still in flight: still followed
+    assert [i["status"] for i in v["tasks"]["items"]] == ["running", "throttled", "pending"]
+    s = apply(s, ev.TaskFinished(run_id=R, seq=7, verdict="PASS", final=True, output_tokens=3, itl_ms=1.5,
+                                 tpot_ms=2.0, **tk("a")))
+    s = apply(s, ev.TaskStarted(run_id=R, seq=8, prompt="c?", **tk("c")))
+    v = view(s)
+    LiveState.model_validate(v)
+    assert v["current"]["task_id"] == "c" and [r and r["task_id"] for r in v["slots"]["inflight"]] == ["c", "b"]
+    assert "tokens_out" not in v["slots"]  # the aggregate speed is the hub's (server/fold.py), not on the wire

@@ -52,9 +52,9 @@ export function isLast(state) {
   return Boolean(cur && (cur.last || !state.run || state.run.status !== "running"));
 }
 
-export function renderTask(card, state) {
+export function renderTask(card, state, which) {
   const cur = state.run ? state.current : null;
-  setText(field(card, "which"), cur ? (isLast(state) ? "(last task)" : "(current task)") : "");
+  setText(field(card, "which"), which !== undefined ? which : cur ? (isLast(state) ? "(last task)" : "(current task)") : "");
   setText(field(card, "task"), cur ? `${cur.task_id} · ${cur.dataset}` : DASH);
   setText(field(card, "attempt"), cur ? String(cur.attempt) : DASH);
   const label = field(card, "status_label");
@@ -97,9 +97,9 @@ export class StreamCard {
     slot.shown = text;
   }
 
-  render(state) {
+  render(state, which) {
     const cur = state.run ? state.current : null;
-    setText(this.which, cur ? (isLast(state) ? "· last task" : `· ${cur.task_id}`) : "");
+    setText(this.which, which !== undefined ? which : cur ? (isLast(state) ? "· last task" : `· ${cur.task_id}`) : "");
     for (const name of STAGES) {
       const li = this.stages[name];
       const st = cur && cur.stages[name];

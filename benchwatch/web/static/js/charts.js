@@ -81,9 +81,9 @@ export class Charts {
       box.hidden = this.hidden.has(m.key);
       box.innerHTML = `<div class="chart-head"><span class="chart-title"></span><span class="chart-value">–</span>` +
         `<span class="chart-unavailable" tabindex="0" hidden>unavailable</span></div><div class="chart"></div>`;
-      box.querySelector(".chart-title").textContent = `${m.label} (${m.unit})`;
       gridEl.append(box);
       this.boxes[m.key] = box;
+      this._title(m.key);
     }
     if (this.available) {
       this.initCharts();
@@ -125,6 +125,20 @@ export class Charts {
     const m = this.metrics.find((x) => x.key === key);
     if (show && !this.charts[key]) this._init(m);
     if (show) { this.charts[key].resize(); this._draw(m); }
+  }
+
+  // Several tasks in flight: the TPS chart is the aggregate of every stream (the server sums their tokens).
+  setAggregate(on) {
+    this.aggregate = on;
+    this._title("tps");
+  }
+
+  _title(key) {
+    const m = this.metrics && this.metrics.find((x) => x.key === key);
+    if (!m) return;
+    const text = key === "tps" && this.aggregate ? `${m.label} (output tokens/s, all streams)` : `${m.label} (${m.unit})`;
+    const el = this.boxes[key].querySelector(".chart-title");
+    if (el.textContent !== text) el.textContent = text;
   }
 
   update(telemetry, metrics) {

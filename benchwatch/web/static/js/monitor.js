@@ -6,6 +6,7 @@ import { Charts } from "./charts.js";
 import { ServerCharts } from "./server_charts.js";
 import { renderModels, renderDatasets, TaskGrid } from "./grids.js";
 import { renderServer, renderProgress, renderTask, StreamCard } from "./cards.js";
+import { Follow, inflightMap } from "./follow.js";
 
 const $ = (sel) => document.querySelector(sel);
 const HEADER_KEY = "benchwatch.monitor.hideHeader";
@@ -70,18 +71,39 @@ function main() {
   const taskGrid = new TaskGrid($("#pills-tasks"));
   const streamCard = new StreamCard($("#stream-card"));
   const cards = { server: $("#card-server"), progress: $("#card-progress"), task: $("#card-task") };
+  let monitor = null;
+  const follow = new Follow($("#pills-tasks"), $("#now-strip"), () => monitor && onState(monitor.state, null));
 
   const onState = (state, dirty) => {
     const has = (k) => !dirty || dirty.keys.has(k);
+    const slots = state.slots || { n: 1, inflight: [] };
     if (has("run") || has("server") || has("tasks")) renderRun(state);
     if (has("telemetry") || has("metrics")) charts.update(state.telemetry, state.metrics);
     if (has("telemetry") || has("run")) serverCharts.update(state.telemetry, state.run && state.run.model_server);
+    if (has("slots") || has("run")) {
+      charts.setAggregate(slots.n > 1);
+      for (const el of document.querySelectorAll("[data-legend=throttled]")) el.hidden = slots.n <= 1;
+    }
     if (has("models")) renderModels($("#pills-models"), state.models);
     if (has("datasets")) renderDatasets($("#pills-datasets"), state.datasets);
-    if (has("tasks") || has("current") || has("run")) taskGrid.render(state.tasks, state.current, dirty);
+    if (has("tasks") || has("current") || has("run") || has("slots")) {
+      taskGrid.render(state.tasks, state.current, dirty, inflightMap(slots), follow.pinned);
+    }
     if (has("server") || has("run") || has("thermal")) renderServer(cards.server, state);
     if (has("counters") || has("current") || has("run")) renderProgress(cards.progress, state);
-    if (has("current") || has("run")) { renderTask(cards.task, state); streamCard.render(state); }
+    if (has("current") || has("run") || has("slots")) {
+      // The cards show the followed task: the pinned one, else the server's current (concurrency 1: as before).
+      const f = follow.followed(state);
+      const view = f.rec === state.current ? state : { ...state, current: f.rec };
+      const which = slots.n > 1 || f.mode.startsWith("pinned") ? follow.label(state, f) : undefined;
+      const taskWhich = which === undefined || !f.rec ? undefined : f.mode === "last" ? "(last task)"
+        : f.mode.startsWith("pinned") ? "(pinned task)" : "(most recently started)";
+      renderTask(cards.task, view, taskWhich);
+      streamCard.render(view, which);
+    }
+    if (has("counters") || has("current") || has("run") || has("slots") || has("telemetry")) {
+      follow.renderStrip(state, follow.followed(state));
+    }
     if (!document.body.dataset.rendered) {
       document.body.dataset.rendered = "1";  // tests and benchmarks wait for the first full render
       performance.mark("benchwatch:rendered");
@@ -105,7 +127,9 @@ function main() {
     show();
     if (stale) staleTimer = setInterval(show, 1000);
   };
-  window.benchwatchMonitor = connect({ onState, onConnection });
+  monitor = connect({ onState, onConnection });
+  window.benchwatchMonitor = monitor;
+  window.benchwatchFollow = follow;  // tests read which task is followed
 }
 
 main();

@@ -1,0 +1,159 @@
+"""Concurrency: speed-up and timing fidelity against a stand-in with a fixed answer time and unlimited parallelism.
+
+The stand-in (tests/standins/load_openai.py, its own process, one asyncio loop) answers every request with the
+first token 300 ms after the request arrives and 19 more 25 ms apart (an answer takes 775 ms), all in parallel.
+The real runner (openai backend, real SQLite store, attempts 1, cooling 0, a sink that serialises every event to
+JSON as the HTTP publisher does) runs `--tasks` tasks at each concurrency level.
+
+- Speed-up: wall time against the ideal, ceil(tasks / N) waves x 775 ms; efficiency = ideal / wall.
+- Fidelity: measured TTFT and ITL (benchwatch/loadmetrics.py) minus the injected 300 ms / 25 ms; median and p99
+  of the absolute error. The stand-in's own lateness (how late it wrote each token against its schedule) is
+  printed beside it: that part of the error is the stand-in's, not the runner's.
+- Client CPU: the runner process's user+system CPU per request.
+
+    .venv/bin/python bench/bench_concurrency.py [--tasks 512] [--levels 1,16,64,256] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchwatch.config import parse_config  # noqa: E402
+from benchwatch.events import to_json  # noqa: E402
+from benchwatch.runner import Runner  # noqa: E402
+from benchwatch.store import Store  # noqa: E402
+
+TTFT_MS, TOKENS, GAP_MS = 300.0, 20, 25.0
+ANSWER_S = (TTFT_MS + (TOKENS - 1) * GAP_MS) / 1000.0
+
+
+class JsonSink:
+    """Serialises each event as the HTTP publisher would (the work a real run does per event), then drops it."""
+
+    def __init__(self) -> None:
+        self.n = 0
+
+    def emit(self, event) -> None:
+        json.dumps(to_json(event))
+        self.n += 1
+
+    def close(self) -> None:
+        pass
+
+
+def start_standin() -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "tests.standins.load_openai", "--ttft-ms", str(TTFT_MS),
+                             "--tokens", str(TOKENS), "--gap-ms", str(GAP_MS)], cwd=ROOT,
+                            env=dict(os.environ, PYTHONPATH=str(ROOT)), stdout=subprocess.PIPE, text=True)
+    line = proc.stdout.readline().split()
+    return proc, f"http://127.0.0.1:{line[1]}"
+
+
+def dataset(tmp: Path, n: int) -> Path:
+    path = tmp / "load.jsonl"
+    path.write_text("".join(json.dumps({"id": f"t{i:04d}", "prompt": f"What is {i} plus 1?",
+                                        "expected": i + 1}) + "\n" for i in range(n)))
+    return path
+
+
+def pct(xs: list[float], q: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    pos = (len(xs) - 1) * q / 100.0
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
+
+
+def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int) -> dict:
+    cfg = parse_config({
+        "store": f"sqlite:///{tmp / f'c{level}.db'}",
+        "runner": {"cooling_s": 0, "attempts": 1, "concurrency": level, "max_tokens": 64,
+                   "first_token_timeout_s": 60, "task_timeout_s": 120},
+        "models": [{"name": "load", "backend": "openai", "base_url": f"{url}/v1"}],
+        "datasets": [{"name": "load", "source": str(data), "evaluator": "numeric"}],
+    })
+    store = Store(cfg.store)
+    httpx.post(f"{url}/reset")
+    sink = JsonSink()
+    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    t0 = time.monotonic()
+    outcome = Runner(cfg, store, [sink]).run()
+    wall = time.monotonic() - t0
+    r1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    rows = store.results(outcome.run_id)
+    server = httpx.get(f"{url}/stats").json()
+    ideal = math.ceil(n_tasks / level) * ANSWER_S
+    ttft_err = [abs(r["ttft_ms"] - TTFT_MS) for r in rows if r["ttft_ms"] is not None]
+    itl_err = [abs(r["itl_ms"] - GAP_MS) for r in rows if r["itl_ms"] is not None]
+    return {"concurrency": level, "tasks": n_tasks, "status": outcome.status, "verdicts": outcome.counts,
+            "wall_s": round(wall, 3), "ideal_s": round(ideal, 3), "efficiency": round(ideal / wall, 4),
+            "speedup_vs_1": None, "cpu_ms_per_request": round(cpu * 1000 / max(len(rows), 1), 3),
+            "events": sink.n, "server_max_in_flight": server["max_in_flight"],
+            "requests_per_s": round(len(rows) / wall, 3),
+            "ttft_ms_p50": pct([r["ttft_ms"] for r in rows if r["ttft_ms"] is not None], 50),
+            "itl_ms_p50": pct([r["itl_ms"] for r in rows if r["itl_ms"] is not None], 50),
+            "ttft_err_ms_p50": pct(ttft_err, 50), "ttft_err_ms_p99": pct(ttft_err, 99),
+            "itl_err_ms_p50": pct(itl_err, 50), "itl_err_ms_p99": pct(itl_err, 99),
+            "standin_late_first_ms_p50": server["late_first_ms_p50"],
+            "standin_late_first_ms_p99": server["late_first_ms_p99"],
+            "standin_late_any_ms_p99": server["late_any_ms_p99"]}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--tasks", type=int, default=512)
+    ap.add_argument("--levels", default="1,16,64,256")
+    ap.add_argument("--json", action="store_true", help="one JSON object per level instead of the table")
+    args = ap.parse_args()
+    levels = [int(x) for x in args.levels.split(",")]
+    proc, url = start_standin()
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as td:
+            tmp = Path(td)
+            data = dataset(tmp, args.tasks)
+            for level in levels:
+                res = run_level(url, data, tmp, args.tasks, level)
+                results.append(res)
+                if args.json:
+                    print(json.dumps(res), flush=True)
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    base = next((r for r in results if r["concurrency"] == 1), None)
+    for r in results:
+        r["speedup_vs_1"] = round(base["wall_s"] / r["wall_s"], 2) if base else None
+    if args.json:
+        return
+    f = lambda v, d=1: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
+    print(f"stand-in: TTFT {TTFT_MS:g} ms, {TOKENS} tokens {GAP_MS:g} ms apart (answer {ANSWER_S * 1000:g} ms), "
+          f"unlimited parallelism; {args.tasks} tasks; {os.cpu_count()} CPUs")
+    print(f"{'N':>4} {'wall s':>8} {'ideal s':>8} {'eff %':>6} {'x vs 1':>7} {'CPU ms/req':>10} "
+          f"{'TTFT err p50/p99 ms':>20} {'ITL err p50/p99 ms':>19} {'stand-in late p50/p99':>22}")
+    for r in results:
+        print(f"{r['concurrency']:>4} {r['wall_s']:>8.2f} {r['ideal_s']:>8.2f} {100 * r['efficiency']:>6.1f} "
+              f"{f(r['speedup_vs_1']):>7} {r['cpu_ms_per_request']:>10.2f} "
+              f"{f(r['ttft_err_ms_p50'], 2) + ' / ' + f(r['ttft_err_ms_p99'], 2):>20} "
+              f"{f(r['itl_err_ms_p50'], 2) + ' / ' + f(r['itl_err_ms_p99'], 2):>19} "
+              f"{f(r['standin_late_first_ms_p50'], 2) + ' / ' + f(r['standin_late_first_ms_p99'], 2):>22}")
+
+
+if __name__ == "__main__":
+    main()

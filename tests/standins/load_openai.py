@@ -1,0 +1,159 @@
+"""A STAND-IN OpenAI-compatible server for load benchmarks: one asyncio event loop in its own process, answering
+every request in parallel (no limit) with a fixed, programmable timing: `ttft_ms` from the request's arrival to
+the first token, then `tokens - 1` more tokens `gap_ms` apart (scheduled against the arrival time, so lateness
+does not accumulate), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py.
+
+The answer's last word is the arithmetic answer to "What is A plus B?" so a run gets real PASS verdicts.
+Each request's actual write times (time.monotonic, comparable across processes on Linux) are kept, and
+GET /stats returns how late the server itself was (the benchmark subtracts nothing: it reports both).
+
+    python -m tests.standins.load_openai --port 0 --ttft-ms 300 --tokens 20 --gap-ms 25
+prints `listening PORT` on stdout when ready.
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import statistics
+import sys
+import time
+
+from tests.standins.base import arithmetic_answer
+
+
+class LoadServer:
+    def __init__(self, ttft_ms: float, tokens: int, gap_ms: float):
+        self.ttft_s, self.tokens, self.gap_s = ttft_ms / 1000.0, tokens, gap_ms / 1000.0
+        self.late_first: list[float] = []  # seconds the first token was written after its scheduled time
+        self.late_any: list[float] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+        self.served = 0
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = await reader.readuntil(b"\r\n\r\n")
+            arrived = time.monotonic()
+            lines = head.decode("latin-1").split("\r\n")
+            method, path, _ = lines[0].split(" ", 2)
+            length, chunked = 0, False
+            for line in lines[1:]:
+                name, _, value = line.partition(":")
+                if name.strip().lower() == "content-length":
+                    length = int(value)
+                elif name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
+                    chunked = True
+            raw = await self._chunked(reader) if chunked else (await reader.readexactly(length) if length else b"")
+            body = json.loads(raw) if raw else {}
+            if method == "GET" and path.startswith("/v1/models"):
+                await self._json(writer, {"object": "list", "data": [{"id": "load", "object": "model"}]})
+            elif method == "GET" and path == "/stats":
+                await self._json(writer, self.stats())
+            elif method == "POST" and path == "/reset":
+                self.reset()
+                await self._json(writer, {"reset": True})
+            elif method == "POST" and path == "/v1/chat/completions":
+                await self._chat(writer, body, arrived)
+            else:
+                await self._json(writer, {"error": {"message": "not found"}}, 404)
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        except Exception as exc:  # a request this stand-in does not understand: say so on stderr
+            print(f"load stand-in: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
+        finally:
+            writer.close()
+
+    @staticmethod
+    async def _chunked(reader: asyncio.StreamReader) -> bytes:
+        out = b""
+        while True:
+            size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
+            data = await reader.readexactly(size + 2)
+            if size == 0:
+                return out
+            out += data[:-2]
+
+    async def _json(self, writer: asyncio.StreamWriter, obj: object, status: int = 200) -> None:
+        data = json.dumps(obj).encode()
+        writer.write(b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
+                     b"Connection: close\r\n\r\n%s" % (status, len(data), data))
+        await writer.drain()
+
+    async def _chat(self, writer: asyncio.StreamWriter, body: dict, arrived: float) -> None:
+        self.in_flight += 1
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            prompt = body["messages"][-1]["content"]
+            if isinstance(prompt, list):  # content parts ({"type": "text", "text": ...}), as some clients send
+                prompt = " ".join(p.get("text", "") for p in prompt if isinstance(p, dict))
+            answer = arithmetic_answer(prompt).split()[-1]
+            words = ["tok "] * (self.tokens - 1) + [answer]
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
+                         b"Connection: close\r\n\r\n")
+            await writer.drain()
+            model = body.get("model", "load")
+            for i, word in enumerate(words):
+                due = arrived + self.ttft_s + i * self.gap_s
+                delay = due - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                self._chunk(writer, {"id": "load", "object": "chat.completion.chunk", "model": model,
+                                     "choices": [{"index": 0, "delta": {"content": word}, "finish_reason": None}]})
+                late = time.monotonic() - due
+                self.late_any.append(late)
+                if i == 0:
+                    self.late_first.append(late)
+                await writer.drain()
+            self._chunk(writer, {"id": "load", "object": "chat.completion.chunk", "model": model, "choices": [],
+                                 "usage": {"prompt_tokens": len(prompt.split()), "completion_tokens": len(words),
+                                           "total_tokens": len(prompt.split()) + len(words)}})
+            writer.write(b"%x\r\n%s\r\n" % (14, b"data: [DONE]\n\n"))
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            self.served += 1
+        finally:
+            self.in_flight -= 1
+
+    @staticmethod
+    def _chunk(writer: asyncio.StreamWriter, obj: dict) -> None:
+        data = b"data: " + json.dumps(obj).encode() + b"\n\n"
+        writer.write(b"%x\r\n%s\r\n" % (len(data), data))
+
+    def stats(self) -> dict:
+        def q(xs: list[float], p: float) -> float | None:
+            return statistics.quantiles(xs, n=100)[int(p) - 1] * 1000 if len(xs) >= 2 else None
+        return {"served": self.served, "max_in_flight": self.max_in_flight,
+                "late_first_ms_p50": q(self.late_first, 50), "late_first_ms_p99": q(self.late_first, 99),
+                "late_any_ms_p50": q(self.late_any, 50), "late_any_ms_p99": q(self.late_any, 99)}
+
+    def reset(self) -> None:
+        self.late_first.clear()
+        self.late_any.clear()
+        self.max_in_flight = self.served = 0
+
+
+async def main(argv: list[str] | None = None) -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--port", type=int, default=0)
+    ap.add_argument("--ttft-ms", type=float, default=300.0)
+    ap.add_argument("--tokens", type=int, default=20)
+    ap.add_argument("--gap-ms", type=float, default=25.0)
+    args = ap.parse_args(argv)
+    server = LoadServer(args.ttft_ms, args.tokens, args.gap_ms)
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await server.handle(reader, writer)
+
+    srv = await asyncio.start_server(handle, "127.0.0.1", args.port, backlog=4096)
+    port = srv.sockets[0].getsockname()[1]
+    print(f"listening {port}", flush=True)
+    async with srv:
+        await srv.serve_forever()
+
+
+if __name__ == "__main__":
+    try:
+        asyncio.run(main())
+    except KeyboardInterrupt:
+        sys.exit(0)
