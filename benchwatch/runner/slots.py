@@ -17,7 +17,7 @@ from .. import events as ev
 from ..backends import http as http_transport
 
 if TYPE_CHECKING:
-    from . import Runner
+    from .loop import Runner
 
 log = logging.getLogger(__name__)
 STOP_GRACE_S = 5.0  # how long Ctrl-C waits for slots to let go (a slot in an evaluator may take this long)

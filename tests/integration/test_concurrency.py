@@ -146,7 +146,7 @@ def test_pushback_without_retry_after_is_an_ordinary_error(tmp_path, server):
 
 
 def test_endless_pushback_ends_as_error_after_the_cap(tmp_path, server, monkeypatch):
-    import benchwatch.runner as runner_mod
+    import benchwatch.runner.attempt as runner_mod
     monkeypatch.setattr(runner_mod, "THROTTLE_MAX", 3)
     server.behaviours["m"] = Behaviour(fault="pushback", status=429, retry_after="0")
     outcome, rows, _ = run(tmp_path, [model(server)], IDS[:1], attempts=1)
