@@ -190,5 +190,8 @@ def judge_rows(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
         out.append({"model": d["judge_model"], "dataset": f"{r['dataset']} (judge)", "task_id": r.get("task_id"),
                     "final": True, "verdict": d.get("judge_verdict") or "ERROR", "ttft_ms": d.get("judge_ttft_ms"),
                     "latency_ms": d.get("judge_latency_ms"), "tokens_per_s": None,
-                    "completion_tokens": d.get("judge_completion_tokens")})
+                    "completion_tokens": d.get("judge_completion_tokens"),
+                    # the load metrics (loadmetrics.py) of a judge call are not measured
+                    "output_tokens": d.get("judge_completion_tokens"), "itl_ms": None, "tpot_ms": None,
+                    "request_ms": d.get("judge_latency_ms")})
     return out

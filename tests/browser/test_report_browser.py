@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 
 from benchwatch.report import render_compare, render_report
+from benchwatch.report.data import METRICS as REPORT_METRICS
 from tests.conftest import ROOT
 from tests.report_runs import EVIL_RESPONSE, EVIL_TASK_ID, MODEL_GOOD, make_run
 
@@ -73,7 +74,8 @@ def test_report_draws_offline(browser, report_file, scheme):
                                                 viewport={"width": 1280, "height": 900})
     try:
         assert attempted == [] and errors == []
-        assert page.get_attribute("body", "data-charts") == "4"  # three distributions and the telemetry
+        # one distribution per timing metric (TTFT, tokens/s, latency, ITL, TPOT) and the telemetry
+        assert page.get_attribute("body", "data-charts") == str(len(REPORT_METRICS) + 1)
         for chart in ("#chart-ttft_ms", "#chart-tokens_per_s", "#chart-latency_ms", "#chart-telemetry"):
             assert canvas_ink(page, chart) > 2000, chart
         # Hostile output is shown as text and ran nothing.
@@ -182,7 +184,7 @@ def test_runs_page_served_links_to_reports(browser, tmp_path):
         page.screenshot(path=str(SHOTS / "runs.png"), full_page=True)
         page.click(f'a[href="/reports/{a}"]')
         page.wait_for_selector("body[data-charts]", timeout=15000)
-        assert page.get_attribute("body", "data-charts") == "4" and canvas_ink(page, "#chart-telemetry") > 2000
+        assert page.get_attribute("body", "data-charts") == str(len(REPORT_METRICS) + 1) and canvas_ink(page, "#chart-telemetry") > 2000
         assert outside == []
     finally:
         ctx.close()

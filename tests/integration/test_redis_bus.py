@@ -110,14 +110,26 @@ def test_a_damaged_stream_entry_is_skipped_and_named(tmp_path):
     with redis_server(tmp_path) as redis:
         srv = LiveServer(tmp_path, "--bus", redis.url)
         try:
-            time.sleep(0.5)  # the worker's reader has taken its starting point
+            def run_is(run_id: str) -> bool:
+                run = srv.state()["state"]["run"] or {}
+                return run.get("id") == run_id and run.get("status") == "finished"
+
+            def wait_for(run_id: str) -> None:
+                deadline = time.time() + 30
+                while not run_is(run_id) and time.time() < deadline:
+                    time.sleep(0.1)
+
+            # The worker's reader is live once a first run has folded through the stream (a fixed sleep was not
+            # enough on a loaded machine: the worker can take seconds to boot, and a reader that starts after the
+            # damaged entries never sees them).
+            assert srv.post(run_events("before-damage", n_tasks=1)).json()["queued"] is True
+            wait_for("before-damage")
+            assert run_is("before-damage")
             r = redis_client.Redis.from_url(redis.url)
             bad_id = r.xadd("benchwatch:events", {"batch": "{not json"}).decode()
             r.xadd("benchwatch:events", {"batch": '{"events": [{"type": "nope"}]}'})
             assert srv.post(run_events("after-damage", n_tasks=2)).json()["queued"] is True
-            deadline = time.time() + 10
-            while time.time() < deadline and (srv.state()["state"]["run"] or {}).get("status") != "finished":
-                time.sleep(0.1)
+            wait_for("after-damage")
             state = srv.state()["state"]
             assert state["run"]["id"] == "after-damage" and state["counters"]["done"] == 2
             log = (tmp_path / "log" / "server.out.log").read_text()
