@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 LATENCY_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
 TOKEN_BUCKETS = (1, 4, 16, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384)
+ITL_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 # histogram name -> (results column, scale to the base unit, buckets, help)
 HISTOGRAMS = {
     "benchwatch_ttft_seconds": ("ttft_ms", 1e-3, LATENCY_BUCKETS,
@@ -46,6 +47,9 @@ HISTOGRAMS = {
                                        "End-to-end latency of an attempt, from the request to the verdict."),
     "benchwatch_output_tokens": ("completion_tokens", 1.0, TOKEN_BUCKETS,
                                  "Output tokens per answer, as the backend reported them."),
+    "benchwatch_itl_seconds": ("itl_ms", 1e-3, ITL_BUCKETS,
+                               "Mean inter-token latency of an answer, (t_last - t_first) / (n - 1) "
+                               "(loadmetrics.py)."),
 }
 HOST_GAUGES = {  # metric -> (telemetry field, help)
     "benchwatch_host_cpu_percent": ("cpu_pct", "Host CPU load, percent."),

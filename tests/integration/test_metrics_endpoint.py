@@ -18,7 +18,8 @@ from tests.report_runs import EVIL_TASK_ID, make_run
 NAMES = {  # family name (as the parser reports it) -> type
     "benchwatch_verdicts": "counter", "benchwatch_ttft_seconds": "histogram",
     "benchwatch_first_token_seconds": "histogram", "benchwatch_e2e_latency_seconds": "histogram",
-    "benchwatch_output_tokens": "histogram", "benchwatch_host_cpu_percent": "gauge",
+    "benchwatch_output_tokens": "histogram", "benchwatch_itl_seconds": "histogram",
+    "benchwatch_host_cpu_percent": "gauge",
     "benchwatch_server_open_fds": "gauge", "benchwatch_disk_mb_per_second": "gauge",
     "benchwatch_gpu_utilization_percent": "gauge", "benchwatch_gpu_temperature_celsius": "gauge",
     "benchwatch_tasks_in_flight": "gauge", "benchwatch_sse_clients": "gauge", "benchwatch_run_info": "gauge",
