@@ -167,8 +167,11 @@ def test_max_requests_per_s_spaces_requests(tmp_path, server):
     outcome, rows, _ = run(tmp_path, [model(server)], IDS[:8], concurrency=8, max_requests_per_s=10)
     assert outcome.status == "finished" and len(sent) == 8
     gaps = [b - a for a, b in zip(sent, sent[1:])]
-    assert min(gaps) >= 0.08, gaps  # 10/s: 100 ms apart (less a little scheduling jitter)
-    assert sent[-1] - sent[0] >= 0.65
+    # 10/s: sent 100 ms apart. Measured where the stand-in receives them, one request can arrive late and the next
+    # on time (thread scheduling on a loaded 2-core machine), so check the rate over the run and that no two came
+    # as a burst (without the cap, 8 slots send within a few ms).
+    assert sent[-1] - sent[0] >= 0.65, gaps
+    assert min(gaps) >= 0.02, gaps
 
 
 def test_deadlines_hold_per_attempt_with_slots(tmp_path, server):
