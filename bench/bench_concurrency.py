@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchwatch.config import parse_config  # noqa: E402
+from benchwatch.counting import percentile  # noqa: E402
 from benchwatch.events import to_json  # noqa: E402
 from benchwatch.runner import Runner  # noqa: E402
 from benchwatch.store import Store  # noqa: E402
@@ -70,16 +71,6 @@ def dataset(tmp: Path, n: int) -> Path:
     return path
 
 
-def pct(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    xs = sorted(xs)
-    pos = (len(xs) - 1) * q / 100.0
-    lo = math.floor(pos)
-    hi = min(lo + 1, len(xs) - 1)
-    return xs[lo] + (xs[hi] - xs[lo]) * (pos - lo)
-
-
 def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int) -> dict:
     cfg = parse_config({
         "store": f"sqlite:///{tmp / f'c{level}.db'}",
@@ -107,10 +98,10 @@ def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int) -> dict
             "speedup_vs_1": None, "cpu_ms_per_request": round(cpu * 1000 / max(len(rows), 1), 3),
             "events": sink.n, "server_max_in_flight": server["max_in_flight"],
             "requests_per_s": round(len(rows) / wall, 3),
-            "ttft_ms_p50": pct([r["ttft_ms"] for r in rows if r["ttft_ms"] is not None], 50),
-            "itl_ms_p50": pct([r["itl_ms"] for r in rows if r["itl_ms"] is not None], 50),
-            "ttft_err_ms_p50": pct(ttft_err, 50), "ttft_err_ms_p99": pct(ttft_err, 99),
-            "itl_err_ms_p50": pct(itl_err, 50), "itl_err_ms_p99": pct(itl_err, 99),
+            "ttft_ms_p50": percentile([r["ttft_ms"] for r in rows if r["ttft_ms"] is not None], 50),
+            "itl_ms_p50": percentile([r["itl_ms"] for r in rows if r["itl_ms"] is not None], 50),
+            "ttft_err_ms_p50": percentile(ttft_err, 50), "ttft_err_ms_p99": percentile(ttft_err, 99),
+            "itl_err_ms_p50": percentile(itl_err, 50), "itl_err_ms_p99": percentile(itl_err, 99),
             "standin_late_first_ms_p50": server["late_first_ms_p50"],
             "standin_late_first_ms_p99": server["late_first_ms_p99"],
             "standin_late_any_ms_p99": server["late_any_ms_p99"]}
