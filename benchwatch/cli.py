@@ -385,8 +385,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     sv = sub.add_parser("serve", help="serve the live monitor, event ingest and JSON API",
                         description="Serve the live monitor (/docs/benchmark_monitor.html), the SSE stream, event "
-                                    "ingest, the JSON API and Prometheus metrics (/metrics) with gunicorn (one gevent worker; several "
-                                    "with --workers and a Redis event bus). Logs to "
+                                    "ingest, the JSON API and Prometheus metrics (/metrics) with gunicorn (one "
+                                    "gevent worker; several with --workers and a Redis event bus). Logs to "
                                     "LOG_DIR/server.out.log (rotated). The ingest token is read from the "
                                     "variable named by server.token_env (default BENCHWATCH_TOKEN); without "
                                     "one a token is generated and printed.")

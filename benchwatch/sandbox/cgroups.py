@@ -211,11 +211,7 @@ class Group:
                 return True
             if time.monotonic() > deadline:
                 return False
-            for pid in pids:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except (ProcessLookupError, PermissionError):
-                    pass
+            sigkill(pids)
             time.sleep(0.0005)
 
     def remove(self) -> None:
@@ -228,3 +224,12 @@ class Group:
                     break
                 except OSError:  # still busy: its last processes are being reaped
                     time.sleep(0.001)
+
+
+def sigkill(pids: list[int]) -> None:
+    """SIGKILL each of these processes; one that is already gone (or not ours to kill) is passed over."""
+    for pid in pids:
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass

@@ -365,11 +365,7 @@ def _kill_uid(uid: int, wait_s: float = 2.0) -> None:
                 continue
         if not pids:
             return
-        for pid in pids:
-            try:
-                os.kill(pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
+        cgroups.sigkill(pids)
         time.sleep(0.01)
     log.warning("sandbox uid %s: processes still alive after kill", uid)
 
