@@ -27,10 +27,17 @@ class GenParams:
 
 @dataclass(frozen=True)
 class Text:
-    """A piece of the answer. kind 'raw' may contain <think> tags (the runner splits them)."""
+    """A piece of the answer. kind 'raw' may contain <think> tags (the runner splits them).
+
+    For a backend whose requests go out and come back on another thread (the HTTP backends), `sent` is when the
+    request was written to its connection and `arrived` when this piece came off it (time.monotonic): the runner
+    times from these rather than from when its own thread got there, which with many streams in flight is later
+    (docs/measuring.md)."""
     text: str
     kind: Literal["raw", "thinking", "visible"] = "raw"
     n_tokens: int = 1
+    arrived: float | None = None
+    sent: float | None = None
 
 
 @dataclass(frozen=True)

@@ -1,41 +1,51 @@
-"""Streamed HTTP requests for the remote backends, with every per-task timeout enforced at the socket.
+"""Streamed HTTP requests for the remote backends, with every per-task timeout enforced by the waiting slot.
 
-httpx gives us the bytes as they arrive (no buffering between the socket and our clock) and a connect timeout.
-A read timeout alone cannot express "first token within N s, whole answer within M s", so a watchdog (one
-thread for every request in flight) holds the two deadlines and, when one passes, shuts the socket down: the blocked read returns at once and the
-attempt ends as ERROR with the reason. Each request opens its own connection so the watchdog always knows the
-socket (httpcore's trace hook hands it over at connect time); on a LAN that costs well under a millisecond.
+The streams run on one I/O thread (an asyncio loop with one aiohttp session, its HTTP parser in C) and the slot
+that asked reads the bytes from a queue as they arrive. With hundreds of requests in flight this costs about half
+the CPU per request of a blocking client per thread, and one loop reading every socket stamps nothing late behind
+a crowd of threads (bench/bench_concurrency.py). The slot waits on its queue with the deadline that applies (the
+first token within N s, the whole answer within M s): when it passes, the request is cancelled (its connection
+closed) and the attempt ends as ERROR with the reason. Ctrl-C cancels every request in flight (abort_all).
+Each request opens its own connection, so a cancelled one leaves nothing behind in a pool.
+
+Small requests (connection checks) stay on httpx: `make_client` and `get_json`.
 """
 from __future__ import annotations
 
+import asyncio
+import atexit
 import email.utils
-import heapq
+import errno
+import functools
 import json
-import socket
+import queue
+import ssl
 import threading
 import time
+import urllib.parse
+import urllib.request
 import weakref
 from typing import Any, Callable, Iterator
 
+import aiohttp
 import httpx
 
 from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams
 
 RETRY_AFTER_MAX_S = 600.0  # a server asking for a longer wait is waited this long, then asked again
 
-# Every watchdog whose request is under way: Ctrl-C cuts them all at once (abort_all), so no slot stays blocked
-# in a read while the run stops.
-_LIVE: "weakref.WeakSet[Watchdog]" = weakref.WeakSet()
+# Every request under way: Ctrl-C cancels them all at once (abort_all), so no slot stays waiting while the run stops.
+_LIVE: "weakref.WeakSet[StreamedRequest]" = weakref.WeakSet()
 _LIVE_LOCK = threading.Lock()
 
 
 def abort_all(reason: str) -> int:
-    """Cut the socket of every request in flight in this process; returns how many were cut."""
+    """Cancel every request in flight in this process; returns how many were cancelled."""
     with _LIVE_LOCK:
-        dogs = list(_LIVE)
-    for dog in dogs:
-        dog.abort(reason)
-    return len(dogs)
+        live = list(_LIVE)
+    for req in live:
+        req.abort(reason)
+    return len(live)
 
 
 def retry_after_s(value: str | None, now: float | None = None) -> float | None:
@@ -59,107 +69,91 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     return min(max(secs, 0.0), RETRY_AFTER_MAX_S)
 
 
-class _Deadlines:
-    """One thread holds every request's deadlines (a heap), so a request in flight costs no thread of its own:
-    with hundreds of attempts in flight (runner.concurrency) a thread and a condition per request cost more CPU
-    than the rest of the attempt. Entries of finished requests are dropped when their time comes."""
+class _IOThread:
+    """One daemon thread running an asyncio loop and one aiohttp session for every stream of this process."""
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, "Watchdog"]] = []
-        self._cond = threading.Condition()
-        self._count = 0
-        self._thread: threading.Thread | None = None
-
-    def add(self, when: float, dog: "Watchdog") -> None:
-        with self._cond:
-            self._count += 1
-            heapq.heappush(self._heap, (when, self._count, dog))
-            if self._thread is None or not self._thread.is_alive():
-                self._thread = threading.Thread(target=self._run, name="benchwatch-http-deadlines", daemon=True)
-                self._thread.start()
-            if self._heap[0][2] is dog:  # a new earliest deadline: wake the thread to wait less
-                self._cond.notify()
-
-    def _run(self) -> None:
-        while True:
-            with self._cond:
-                while not self._heap:
-                    self._cond.wait()
-                when, _, dog = self._heap[0]
-                left = when - dog.clock()
-                if left > 0:
-                    self._cond.wait(left)
-                    continue
-                heapq.heappop(self._heap)
-            dog._expired(when)
-
-
-_DEADLINES = _Deadlines()
-
-
-class Watchdog:
-    """Two deadlines from the moment the request starts: first token, then the whole answer."""
-
-    def __init__(self, params: GenParams, clock: Callable[[], float] = time.monotonic):
-        self.params, self.clock = params, clock
-        t0 = clock()
-        self.first_deadline = t0 + min(params.first_token_timeout_s, params.total_timeout_s)
-        self.total_deadline = t0 + params.total_timeout_s
-        self.reason: str | None = None
-        self._sock: socket.socket | None = None
-        self._first_seen = False
-        self._done = False
         self._lock = threading.Lock()
-        with _LIVE_LOCK:
-            _LIVE.add(self)
-        _DEADLINES.add(self.first_deadline, self)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._session: aiohttp.ClientSession | None = None
 
-    def attach(self, sock: socket.socket | None) -> None:
+    def submit(self, coro_fn: Callable[[aiohttp.ClientSession], Any]) -> "asyncio.Future[Any]":
+        """Run `coro_fn(session)` on the I/O loop; returns its concurrent future."""
         with self._lock:
-            self._sock = sock
-            if self.reason:  # a deadline passed while connecting
-                self._cut()
+            if self._loop is None or not self._loop.is_running():
+                self._start()
+            loop = self._loop
+        return asyncio.run_coroutine_threadsafe(self._with_session(coro_fn), loop)  # type: ignore[arg-type]
 
-    def token(self) -> None:
-        """The first token (of any kind) arrived: from now on only the total deadline applies."""
-        self._first_seen = True
+    async def _with_session(self, coro_fn: Callable[[aiohttp.ClientSession], Any]) -> Any:
+        if self._session is None:
+            # force_close: one connection per request (a cancelled one closes its own); limit 0: no cap on
+            # connections (runner.concurrency is the cap). The proxy is looked up once per host (_proxy_for),
+            # not by aiohttp's trust_env, which reads the environment and ~/.netrc on a worker thread per request.
+            connector = aiohttp.TCPConnector(limit=0, force_close=True, ssl=_ssl_context())
+            trace = aiohttp.TraceConfig()
+            trace.on_request_headers_sent.append(_request_sent)
+            trace.on_request_chunk_sent.append(_request_sent)
+            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False,
+                                                  trace_configs=[trace])
+        return await coro_fn(self._session)
 
-    def stop(self) -> None:
-        self._done = True
-        with _LIVE_LOCK:
-            _LIVE.discard(self)
-
-    def abort(self, reason: str) -> None:
-        """Stop this request now (Ctrl-C): cut its socket; the read in progress returns at once."""
+    def close(self) -> None:
+        """Close the session (at exit: its connections end cleanly, and aiohttp has nothing to warn about)."""
         with self._lock:
-            if self.reason is None:
-                self.reason = reason
-            self._cut()
-
-    def _expired(self, when: float) -> None:
-        """Called by the deadline thread when one of this request's deadlines has come."""
-        if self._done or self.reason:
-            return
-        p = self.params
-        if when == self.first_deadline and self.first_deadline < self.total_deadline:
-            if self._first_seen:
-                _DEADLINES.add(self.total_deadline, self)
-                return
-            reason = (f"timed out: no token within {p.first_token_timeout_s:g} s of sending the request "
-                      "(runner.first_token_timeout_s)")
-        else:
-            reason = f"timed out: answer not complete after {p.total_timeout_s:g} s (runner.task_timeout_s)"
-        with self._lock:
-            if self.reason is None:
-                self.reason = reason
-            self._cut()
-
-    def _cut(self) -> None:
-        if self._sock is not None:
+            loop, session, self._session = self._loop, self._session, None
+        if loop is not None and session is not None and loop.is_running():
             try:
-                self._sock.shutdown(socket.SHUT_RDWR)  # wakes a thread blocked in recv (close() would not)
-            except OSError:
+                asyncio.run_coroutine_threadsafe(session.close(), loop).result(2.0)
+            except Exception:  # noqa: BLE001 - at exit, a close that fails costs nothing
                 pass
+
+    def _start(self) -> None:
+        self._loop = asyncio.new_event_loop()
+        self._session = None
+        started = threading.Event()
+        loop = self._loop
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            loop.call_soon(started.set)
+            loop.run_forever()
+
+        threading.Thread(target=run, name="benchwatch-http-io", daemon=True).start()
+        started.wait()
+
+
+_IO = _IOThread()
+atexit.register(_IO.close)
+_SSL: ssl.SSLContext | None = None
+
+
+async def _request_sent(_session: Any, ctx: Any, _params: Any) -> None:
+    """aiohttp's trace hook, just before the request's head and body are written: when it left."""
+    req = ctx.trace_request_ctx
+    if isinstance(req, StreamedRequest):
+        req.sent = time.monotonic()
+
+
+@functools.lru_cache(maxsize=64)
+def _proxy_for(url: str) -> str | None:
+    """The proxy for `url` from HTTP_PROXY / HTTPS_PROXY / NO_PROXY (as httpx and curl read them), or None."""
+    parts = urllib.parse.urlsplit(url)
+    if urllib.request.proxy_bypass_environment(parts.hostname or ""):
+        return None
+    return urllib.request.getproxies_environment().get(parts.scheme)
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """The same CA bundle as httpx (certifi), loaded once."""
+    global _SSL
+    if _SSL is None:
+        try:
+            import certifi
+            _SSL = ssl.create_default_context(cafile=certifi.where())
+        except ImportError:  # certifi comes with httpx; the system store otherwise
+            _SSL = ssl.create_default_context()
+    return _SSL
 
 
 def json_object(text: str, where: str) -> dict[str, Any]:
@@ -174,25 +168,30 @@ def json_object(text: str, where: str) -> dict[str, Any]:
 
 
 def make_client() -> httpx.Client:
-    # No keep-alive: each request opens its own connection so its socket is known to the watchdog.
+    """The client for a backend's small requests (connection checks); streams go through StreamedRequest."""
     return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), follow_redirects=True)
 
 
 def describe_transport_error(exc: Exception, where: str, params: GenParams) -> BackendError:
-    """A readable reason for an httpx failure; connection failures become BackendUnavailable."""
-    if isinstance(exc, httpx.ConnectTimeout):
+    """A readable reason for an httpx or aiohttp failure; connection failures become BackendUnavailable."""
+    if isinstance(exc, (httpx.ConnectTimeout, aiohttp.ConnectionTimeoutError)):
         return BackendUnavailable(f"cannot reach {where}: no connection within {params.connect_timeout_s:g} s "
                                   "(runner.connect_timeout_s)")
-    if isinstance(exc, httpx.ConnectError):
+    if isinstance(exc, (httpx.ConnectError, aiohttp.ClientConnectorError)):
         why = str(exc) or type(exc).__name__
-        if "refused" in why.lower():
+        refused = isinstance(getattr(exc, "os_error", None), ConnectionRefusedError) or \
+            getattr(getattr(exc, "os_error", None), "errno", None) == errno.ECONNREFUSED
+        if refused or "refused" in why.lower():
             why = "connection refused (is the server running?)"
         return BackendUnavailable(f"cannot reach {where}: {why}")
-    if isinstance(exc, httpx.ReadTimeout):
+    if isinstance(exc, (httpx.ReadTimeout, aiohttp.SocketTimeoutError)):
         return BackendError(f"timed out: {where} sent nothing for {params.total_timeout_s:g} s "
                             "(runner.task_timeout_s)")
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, aiohttp.ClientPayloadError,
+                        aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
         return BackendUnavailable(f"{where} closed the connection mid-answer (truncated stream: {exc})")
+    if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP at all (a malformed status line or header)
+        return BackendError(f"{where} did not answer in HTTP: {exc.message}")
     return BackendError(f"{where}: {type(exc).__name__}: {exc}")
 
 
@@ -203,54 +202,111 @@ class StreamedRequest:
     when the first token is seen. Iterating raises BackendError with a readable reason on any failure.
     """
 
-    def __init__(self, client: httpx.Client, url: str, body: dict[str, Any], params: GenParams, where: str,
+    def __init__(self, url: str, body: dict[str, Any], params: GenParams, where: str,
                  on_status: Callable[[int, str], BackendError], headers: dict[str, str] | None = None):
-        self.client, self.url, self.body, self.params = client, url, body, params
+        self.url, self.body, self.params = url, body, params
         self.where, self.on_status, self.headers = where, on_status, headers or {}
-        self.dog: Watchdog | None = None
+        self.reason: str | None = None  # why the request was stopped (a deadline, Ctrl-C)
+        self._first_seen = False
+        self._queue: "queue.SimpleQueue[tuple[str, Any, float]]" = queue.SimpleQueue()
+        self._future: Any = None
+        self.sent: float | None = None  # when the request was written to its connection (time.monotonic)
+        self.arrived: float | None = None  # when the bytes of the last line yielded came off the socket
 
     def token(self) -> None:
-        if self.dog:
-            self.dog.token()
+        """The first token (of any kind) arrived: from now on only the total deadline applies."""
+        self._first_seen = True
 
-    def _trace(self, name: str, info: dict[str, Any]) -> None:
-        if name == "connection.connect_tcp.complete" and self.dog:
-            stream = info.get("return_value")
-            self.dog.attach(stream.get_extra_info("socket") if stream is not None else None)
+    def abort(self, reason: str) -> None:
+        """Stop this request now (Ctrl-C): the waiting slot wakes at once with `reason`."""
+        if self.reason is None:
+            self.reason = reason
+        self._queue.put(("stopped", reason, 0.0))
+        if self._future is not None:
+            self._future.cancel()  # on the I/O loop: closes the connection
 
     def lines(self) -> Iterator[str]:
         p = self.params
-        # The watchdog owns first-token and total deadlines; the read timeout is only a backstop.
-        timeout = httpx.Timeout(connect=p.connect_timeout_s, read=p.total_timeout_s + 1.0,
-                                write=p.connect_timeout_s, pool=p.connect_timeout_s)
-        self.dog = dog = Watchdog(p)
+        t0 = time.monotonic()
+        first_deadline = t0 + min(p.first_token_timeout_s, p.total_timeout_s)
+        total_deadline = t0 + p.total_timeout_s
+        with _LIVE_LOCK:
+            _LIVE.add(self)
+        self._future = _IO.submit(self._fetch)
         try:
-            with self.client.stream("POST", self.url, json=self.body, headers=self.headers, timeout=timeout,
-                                    extensions={"trace": self._trace}) as resp:
-                if resp.status_code >= 400:
-                    resp.read()
-                    wait = retry_after_s(resp.headers.get("retry-after"))
-                    if resp.status_code in (429, 503) and wait is not None:
-                        raise BackendThrottled(f"{self.where} answered HTTP {resp.status_code} with Retry-After: "
-                                               f"{resp.headers.get('retry-after')} (throttled)", wait)
-                    raise self.on_status(resp.status_code, resp.text)
-                for line in _lines(resp.iter_bytes()):
-                    if dog.reason:
-                        break
-                    yield line
-            if dog.reason:
-                raise BackendError(dog.reason)
-        except httpx.HTTPError as exc:
-            if dog.reason:  # our watchdog cut the socket: say why, not how the read failed
-                raise BackendError(dog.reason) from None
-            raise describe_transport_error(exc, self.where, p) from None
+            for line in _lines(self._chunks(first_deadline, total_deadline)):
+                if self.reason:
+                    break
+                yield line
+            if self.reason:
+                raise BackendError(self.reason)
         finally:
-            dog.stop()
+            with _LIVE_LOCK:
+                _LIVE.discard(self)
+            self._future.cancel()  # done already, or given up: never left reading
+
+    def _chunks(self, first_deadline: float, total_deadline: float) -> Iterator[bytes]:
+        """The body's bytes as the I/O thread hands them over; raises at a deadline or on a failure."""
+        p = self.params
+        while True:
+            deadline = total_deadline if self._first_seen or first_deadline >= total_deadline else first_deadline
+            try:
+                kind, value, arrived = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+            except queue.Empty:
+                if deadline == total_deadline:
+                    reason = f"timed out: answer not complete after {p.total_timeout_s:g} s (runner.task_timeout_s)"
+                elif self._first_seen:
+                    continue  # the first token came while we waited: the total deadline applies now
+                else:
+                    reason = (f"timed out: no token within {p.first_token_timeout_s:g} s of sending the request "
+                              "(runner.first_token_timeout_s)")
+                self.abort(reason)
+                raise BackendError(reason) from None
+            if kind == "data":
+                self.arrived = arrived
+                yield value
+            elif kind == "end":
+                return
+            elif kind == "stopped":
+                raise BackendError(value)
+            else:  # "error": a BackendError made on the I/O thread
+                raise value
+
+    async def _fetch(self, session: aiohttp.ClientSession) -> None:
+        """On the I/O loop: send the request and put what comes back on the queue, as it comes."""
+        p, q = self.params, self._queue
+
+        def put(kind: str, value: Any) -> None:
+            q.put((kind, value, time.monotonic()))
+
+        # The slot owns the first-token and total deadlines; the read timeout is only a backstop.
+        timeout = aiohttp.ClientTimeout(total=None, connect=p.connect_timeout_s, sock_read=p.total_timeout_s + 1.0)
+        try:
+            origin = urllib.parse.urlsplit(self.url)
+            async with session.post(self.url, json=self.body, headers=self.headers, timeout=timeout,
+                                    proxy=_proxy_for(f"{origin.scheme}://{origin.netloc}"),
+                                    trace_request_ctx=self) as resp:
+                if resp.status >= 400:
+                    text = (await resp.read()).decode("utf-8", "replace")
+                    wait = retry_after_s(resp.headers.get("retry-after"))
+                    if resp.status in (429, 503) and wait is not None:
+                        put("error", BackendThrottled(f"{self.where} answered HTTP {resp.status} with Retry-After: "
+                                                     f"{resp.headers.get('retry-after')} (throttled)", wait))
+                    else:
+                        put("error", self.on_status(resp.status, text))
+                    return
+                async for data in resp.content.iter_any():
+                    put("data", data)  # stamped as it is read: this loop is never behind the slots
+            put("end", None)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the slot as a readable reason
+            put("error", describe_transport_error(exc, self.where, p))
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:
-    """Lines of a streamed body (LF or CRLF), decoded as UTF-8 once complete. Cheaper per chunk than httpx's
-    iter_lines (a text decoder and a line decoder per chunk), which counts with hundreds of streams in flight."""
+    """Lines of a streamed body (LF or CRLF), decoded as UTF-8 once complete (a character split across reads
+    stays whole)."""
     rest = b""
     for data in chunks:
         if b"\n" not in data:

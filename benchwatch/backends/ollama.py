@@ -71,7 +71,7 @@ class OllamaBackend(Backend):
         return BackendError(f"{self.where} answered HTTP {status}: {message}")
 
     def stream(self, messages: list[Message], params: GenParams) -> Iterator[Item]:
-        req = StreamedRequest(self.client, f"{self.base_url}/api/chat", self.request_body(messages, params),
+        req = StreamedRequest(f"{self.base_url}/api/chat", self.request_body(messages, params),
                               params, self.where, self._status_error)
         stats: Stats | None = None
         for line in req.lines():
@@ -85,9 +85,9 @@ class OllamaBackend(Backend):
             if thinking or content:
                 req.token()
             if thinking:
-                yield Text(thinking, kind="thinking")  # Ollama streams one token per line
+                yield Text(thinking, kind="thinking", arrived=req.arrived, sent=req.sent)  # Ollama streams one token per line
             if content:
-                yield Text(content, kind="raw")
+                yield Text(content, kind="raw", arrived=req.arrived, sent=req.sent)
             if chunk.get("done"):
                 server = {k: chunk[k] for k in SERVER_FIELDS if k in chunk}
                 if chunk.get("eval_duration") and chunk.get("eval_count"):

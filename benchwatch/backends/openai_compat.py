@@ -71,7 +71,7 @@ class OpenAIBackend(Backend):
         return BackendError(f"{self.where} answered HTTP {status}: {message}{hint}")
 
     def stream(self, messages: list[Message], params: GenParams) -> Iterator[Item]:
-        req = StreamedRequest(self.client, f"{self.base_url}/chat/completions", self.request_body(messages, params),
+        req = StreamedRequest(f"{self.base_url}/chat/completions", self.request_body(messages, params),
                               params, self.where, self._status_error, self._headers())
         usage: dict[str, Any] = {}
         server: dict[str, Any] = {}
@@ -101,9 +101,10 @@ class OpenAIBackend(Backend):
                 if thinking or content:
                     req.token()
                 if thinking:
-                    yield Text(thinking, kind="thinking")  # one streamed chunk is one token on these servers
+                    # one streamed chunk is one token on these servers
+                    yield Text(thinking, kind="thinking", arrived=req.arrived, sent=req.sent)
                 if content:
-                    yield Text(content, kind="raw")
+                    yield Text(content, kind="raw", arrived=req.arrived, sent=req.sent)
                 if choice.get("finish_reason"):
                     server["finish_reason"] = choice["finish_reason"]
         if not finished:

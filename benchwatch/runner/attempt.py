@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from .. import events as ev
 from .. import loadmetrics
-from ..backends import Backend, BackendError, BackendThrottled, BackendUnavailable, GenParams, Stats
+from ..backends import Backend, BackendError, BackendThrottled, BackendUnavailable, GenParams, Stats, Text
 from ..backends.base import render_messages
 from ..backends.thinking import ThinkSplitter
 from ..config import DatasetConfig, ModelConfig
@@ -129,8 +129,8 @@ class TaskAttempts:
         t0 = self.clock()
         at = lambda: self.clock() - t0  # noqa: E731 - seconds since this attempt began
 
-        def stage(name: str) -> None:
-            now = at()
+        def stage(name: str, now: float | None = None) -> None:
+            now = at() if now is None else now
             for s in rec.stages.values():
                 if s[1] < 0:
                     s[1] = now
@@ -221,7 +221,7 @@ class TaskAttempts:
         return verdict.verdict
 
     def _generate(self, backend: Backend, messages: list[dict[str, str]], rec: AttemptRecord,
-                  at: Callable[[], float], stage: Callable[[str], None]) -> None:
+                  at: Callable[[], float], stage: Callable[..., None]) -> None:
         rc = self.cfg.runner
         params = GenParams(max_tokens=rc.max_tokens, temperature=rc.temperature, seed=rc.seed,
                            connect_timeout_s=rc.connect_timeout_s, first_token_timeout_s=rc.first_token_timeout_s,
@@ -237,8 +237,7 @@ class TaskAttempts:
             window = max(window, self._slots / TOKEN_EVENTS_PER_S)
         coalescer = Coalescer(window, publish, self.clock)
 
-        def take(kind: str, text: str, n_tokens: int) -> None:
-            now = at()
+        def take(kind: str, text: str, n_tokens: int, now: float) -> None:
             if rec.t_first_any is None:
                 rec.t_first_any = now
             if n_tokens:
@@ -251,17 +250,26 @@ class TaskAttempts:
                     rec.t_first_visible = now
                     rec.first_visible_chunk_tokens = n_tokens
                     coalescer.flush()
-                    stage("streaming")
+                    stage("streaming", now)
                 rec.visible.append(text)
                 rec.visible_tokens += n_tokens
                 rec.t_last_visible = now
             coalescer.add(kind, text, n_tokens)
 
+        # A transport that sends and reads on its own thread stamps when the request left and when each piece
+        # came off the socket (Text.sent / Text.arrived, time.monotonic): with many streams in flight this slot
+        # gets there later, and that wait is the runner's, not the server's. Taken when the runner's clock is
+        # that same clock (a test's fake clock keeps its own times).
+        origin = self.clock() - at() if self.clock is time.monotonic else None
         rec.t_send = at()
         stream = backend.stream(messages, params)
         try:
             for item in stream:
                 now = at()
+                if origin is not None and isinstance(item, Text) and item.arrived is not None:
+                    if item.sent is not None and rec.t_first_any is None:
+                        rec.t_send = min(max(item.sent - origin, rec.t_send), now)
+                    now = min(now, max(item.arrived - origin, rec.t_send))
                 if self.stop_requested.is_set():
                     raise KeyboardInterrupt
                 if now - rec.t_send > rc.task_timeout_s:
@@ -281,14 +289,14 @@ class TaskAttempts:
                 if item.kind == "raw":
                     pieces = splitter.feed(item.text)
                     for i, (kind, text) in enumerate(pieces):  # the chunk's tokens go to its last piece
-                        take(kind, text, item.n_tokens if i == len(pieces) - 1 else 0)
+                        take(kind, text, item.n_tokens if i == len(pieces) - 1 else 0, now)
                     if not pieces:  # a tag alone: count its token where the splitter now is
                         rec.thinking_tokens += item.n_tokens if splitter.inside else 0
                 elif item.text or item.n_tokens:
-                    take(item.kind, item.text, item.n_tokens)
+                    take(item.kind, item.text, item.n_tokens, now)
             rec.t_end = at()
             for kind, text in splitter.flush():
-                take(kind, text, 0)
+                take(kind, text, 0, rec.t_end)
         finally:
             coalescer.flush()
             close = getattr(stream, "close", None)

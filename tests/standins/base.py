@@ -179,9 +179,9 @@ class StandinServer:
                 if b.fault == "truncated":
                     self.cut(h)
                     return False
-                if b.fault == "die":  # the whole server goes down mid-answer
+                if b.fault == "die":  # the whole server goes down mid-answer: no longer listening when the
+                    self.stop()         # client sees the cut (a quick retry must find it refused, not half-down)
                     self.cut(h)
-                    threading.Thread(target=self.stop, daemon=True).start()
                     return False
             self.chunk(h, piece)
             if b.delay_s and i + 1 < len(pieces):
