@@ -6,7 +6,10 @@ announces it, so the store is always the truth.
 from __future__ import annotations
 
 import secrets
+import sys
+import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -91,6 +94,15 @@ RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
 _INSERT_RESULT = insert(results)
 
 
+@dataclass
+class _QueuedRow:
+    """A result row waiting for its group's commit."""
+    values: dict[str, Any]
+    id: int | None = None
+    done: bool = False
+    error: BaseException | None = None
+
+
 def new_run_id() -> str:
     return time.strftime("%Y%m%d-%H%M%S") + "-" + secrets.token_hex(3)
 
@@ -99,6 +111,14 @@ class Store:
     def __init__(self, url: str, base_dir: Path | None = None):
         self.url = _resolve_sqlite(url, base_dir)
         self.engine: Engine = create_engine(self.url, future=True)
+        # Results written by concurrent slots are committed in groups: a slot whose row arrives while another
+        # commit is under way waits for it, then commits every row that queued meanwhile in one transaction
+        # (each slot still returns only once its own row is committed). SQLite takes one writer at a time and
+        # separate connections would wait in its busy handler, which sleeps in growing steps: at 64 in flight
+        # a commit took 84 ms at p90 that way (bench/bench_concurrency.py).
+        self._commit_lock = threading.Lock()
+        self._queued: list[_QueuedRow] = []
+        self._queued_lock = threading.Lock()
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
@@ -169,9 +189,32 @@ class Store:
         missing = {"run_id", "model", "dataset", "task_id", "attempt", "verdict"} - row.keys()
         if missing:
             raise ValueError(f"result row is missing {sorted(missing)}")
-        values = {k: row.get(k) for k in RESULT_FIELDS}
-        with self.engine.begin() as c:  # parameters apart from the statement: its compiled form is cached
-            return c.execute(_INSERT_RESULT, values).inserted_primary_key[0]
+        mine = _QueuedRow({k: row.get(k) for k in RESULT_FIELDS})
+        with self._queued_lock:
+            self._queued.append(mine)
+        with self._commit_lock:
+            if not mine.done:  # no one took it along in their commit: commit it and every row queued since
+                with self._queued_lock:
+                    group, self._queued = self._queued, []
+                self._commit_group(group)
+        if mine.error is not None:
+            raise mine.error
+        return mine.id
+
+    def _commit_group(self, group: list["_QueuedRow"]) -> None:
+        try:
+            with self.engine.begin() as c:  # parameters apart from the statement: its compiled form is cached
+                for q in group:
+                    q.id = c.execute(_INSERT_RESULT, q.values).inserted_primary_key[0]
+        except Exception:
+            if len(group) == 1:
+                group[0].error, group[0].done = sys.exc_info()[1], True
+                return
+            for q in group:  # one bad row must not cost the others: each on its own, its own error kept
+                self._commit_group([q])
+            return
+        for q in group:
+            q.done = True
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:

@@ -141,7 +141,11 @@ class Runner(TaskAttempts):
             if backend is not None:
                 self._check_connection(mcfg.name, backend)
             if slots > 1:
-                run_slots(self, slots, mcfg, backend, datasets, evaluators, done, attempts_made)
+                self.out.in_background(True)  # the slots hand events over; one thread delivers them in order
+                try:
+                    run_slots(self, slots, mcfg, backend, datasets, evaluators, done, attempts_made)
+                finally:
+                    self.out.in_background(False)
             else:
                 for dcfg, tasks in datasets:
                     self.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=[t.id for t in tasks])

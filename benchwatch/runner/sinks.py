@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
 import threading
 from pathlib import Path
 from typing import IO, Protocol
@@ -52,13 +53,42 @@ class MemorySink:
 
 
 class SafeFanout:
-    """Send each event to every sink; a sink that raises is logged once and then skipped for that event only."""
+    """Send each event to every sink; a sink that raises is logged once and then skipped for that event only.
+
+    With several slots in flight the events go through one delivery thread instead (`in_background(True)`),
+    in the order they were emitted: a slot hands its event over and goes on, and never queues behind the others
+    while a sink (the terminal display, a JSONL file) does its work. Turning it off again, or closing, first
+    delivers everything handed over."""
 
     def __init__(self, sinks: list[Sink]):
         self.sinks = sinks
         self._warned: set[int] = set()
+        self._queue: "queue.SimpleQueue[Event | None] | None" = None
+        self._thread: threading.Thread | None = None
 
     def emit(self, event: Event) -> None:
+        if self._queue is not None:
+            self._queue.put(event)
+        else:
+            self._deliver(event)
+
+    def in_background(self, on: bool) -> None:
+        """Deliver from a thread of its own (on), or in the emitting thread once all handed over is out (off)."""
+        if on and self._queue is None:
+            self._queue = queue.SimpleQueue()
+            self._thread = threading.Thread(target=self._drain, args=(self._queue,), name="benchwatch-events",
+                                            daemon=True)
+            self._thread.start()
+        elif not on and self._queue is not None:
+            self._queue.put(None)
+            self._thread.join()  # type: ignore[union-attr]
+            self._queue = self._thread = None
+
+    def _drain(self, q: "queue.SimpleQueue[Event | None]") -> None:
+        while (event := q.get()) is not None:
+            self._deliver(event)
+
+    def _deliver(self, event: Event) -> None:
         for sink in self.sinks:
             try:
                 sink.emit(event)
@@ -68,6 +98,7 @@ class SafeFanout:
                     log.warning("event sink %s failed: %s", type(sink).__name__, exc)
 
     def close(self) -> None:
+        self.in_background(False)
         for sink in self.sinks:
             try:
                 sink.close()
