@@ -2,8 +2,9 @@
 
 The stand-in (tests/standins/load_openai.py, its own process, one asyncio loop) answers every request with the
 first token 300 ms after the request arrives and 19 more 25 ms apart (an answer takes 775 ms), all in parallel.
-The real runner (openai backend, real SQLite store, attempts 1, cooling 0, a sink that serialises every event to
-JSON as the HTTP publisher does) runs `--tasks` tasks at each concurrency level.
+The real runner (openai backend, real SQLite store, attempts 1, cooling 0; the sinks of `benchwatch run`: its
+terminal display, here as in a log (`--display plain`) or a terminal (`--display live`), and a sink that
+serialises every event to JSON as the HTTP publisher does) runs `--tasks` tasks at each concurrency level.
 
 - Speed-up: wall time against the ideal, ceil(tasks / N) waves x 775 ms; efficiency = ideal / wall.
 - Fidelity: measured TTFT and ITL (benchwatch/loadmetrics.py) minus the injected 300 ms / 25 ms; median and p99
@@ -11,11 +12,13 @@ JSON as the HTTP publisher does) runs `--tasks` tasks at each concurrency level.
   printed beside it: that part of the error is the stand-in's, not the runner's.
 - Client CPU: the runner process's user+system CPU per request.
 
-    .venv/bin/python bench/bench_concurrency.py [--tasks 512] [--levels 1,16,64,256] [--json]
+    .venv/bin/python bench/bench_concurrency.py [--tasks 512] [--levels 1,16,64,256] [--display plain|live|none]
+                                                [--json]
 """
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import math
 import os
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 
 import httpx
+from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,6 +40,7 @@ from benchwatch.config import parse_config  # noqa: E402
 from benchwatch.counting import percentile  # noqa: E402
 from benchwatch.events import to_json  # noqa: E402
 from benchwatch.runner import Runner  # noqa: E402
+from benchwatch.runner.display import TerminalDisplay  # noqa: E402
 from benchwatch.store import Store  # noqa: E402
 
 TTFT_MS, TOKENS, GAP_MS = 300.0, 20, 25.0
@@ -71,7 +76,15 @@ def dataset(tmp: Path, n: int) -> Path:
     return path
 
 
-def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int) -> dict:
+def display_sink(kind: str) -> list:
+    """benchwatch run's terminal display, writing to nowhere: as in a log (plain) or on a terminal (live)."""
+    if kind == "none":
+        return []
+    console = Console(file=io.StringIO(), force_terminal=kind == "live", width=120)
+    return [TerminalDisplay(console)]
+
+
+def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int, display: str = "plain") -> dict:
     cfg = parse_config({
         "store": f"sqlite:///{tmp / f'c{level}.db'}",
         "runner": {"cooling_s": 0, "attempts": 1, "concurrency": level, "max_tokens": 64,
@@ -82,9 +95,10 @@ def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int) -> dict
     store = Store(cfg.store)
     httpx.post(f"{url}/reset")
     sink = JsonSink()
+    sinks = display_sink(display) + [sink]
     r0 = resource.getrusage(resource.RUSAGE_SELF)
     t0 = time.monotonic()
-    outcome = Runner(cfg, store, [sink]).run()
+    outcome = Runner(cfg, store, sinks).run()
     wall = time.monotonic() - t0
     r1 = resource.getrusage(resource.RUSAGE_SELF)
     cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
@@ -111,6 +125,8 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--tasks", type=int, default=512)
     ap.add_argument("--levels", default="1,16,64,256")
+    ap.add_argument("--display", choices=["plain", "live", "none"], default="plain",
+                    help="benchwatch run's terminal display: as in a log (default), on a terminal, or none")
     ap.add_argument("--json", action="store_true", help="one JSON object per level instead of the table")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
@@ -121,7 +137,7 @@ def main() -> None:
             tmp = Path(td)
             data = dataset(tmp, args.tasks)
             for level in levels:
-                res = run_level(url, data, tmp, args.tasks, level)
+                res = run_level(url, data, tmp, args.tasks, level, args.display)
                 results.append(res)
                 if args.json:
                     print(json.dumps(res), flush=True)
@@ -135,7 +151,7 @@ def main() -> None:
         return
     f = lambda v, d=1: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
     print(f"stand-in: TTFT {TTFT_MS:g} ms, {TOKENS} tokens {GAP_MS:g} ms apart (answer {ANSWER_S * 1000:g} ms), "
-          f"unlimited parallelism; {args.tasks} tasks; {os.cpu_count()} CPUs")
+          f"unlimited parallelism; {args.tasks} tasks; {os.cpu_count()} CPUs; display {args.display}")
     print(f"{'N':>4} {'wall s':>8} {'ideal s':>8} {'eff %':>6} {'x vs 1':>7} {'CPU ms/req':>10} "
           f"{'TTFT err p50/p99 ms':>20} {'ITL err p50/p99 ms':>19} {'stand-in late p50/p99':>22}")
     for r in results:

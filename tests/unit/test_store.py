@@ -29,3 +29,67 @@ def test_opening_a_store_while_another_process_creates_its_tables(tmp_path):
     run_id = store.create_run({"a": 1}, None)
     assert store.get_run(run_id)["status"] == "running"
     store.close()
+
+
+def _row(run_id: str, task: str, **extra):
+    return {"run_id": run_id, "model": "m", "backend": "scripted", "dataset": "d", "task_id": task, "attempt": 1,
+            "prompt": "p", "thinking": "", "response": "", "verdict": "PASS", "final": True, "detail": {},
+            "stages": {}, "started_at": 0.0,
+            "finished_at": 1.0, **extra}
+
+
+def test_results_from_many_slots_at_once_are_each_committed_before_add_result_returns(tmp_path):
+    """Concurrent slots: rows queued during a commit go in the next one, together; every caller returns only once
+    its own row is in the file (read back through a second connection at that moment)."""
+    import sqlite3
+    import threading
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    run_id = store.create_run({}, None)
+    reader = sqlite3.connect(tmp_path / "r.db", check_same_thread=False)
+    reader_lock = threading.Lock()
+    missing: list[str] = []
+    ids: list[int] = []
+
+    def slot(n: int) -> None:
+        for i in range(10):
+            task = f"t{n}-{i}"
+            ids.append(store.add_result(_row(run_id, task)))
+            with reader_lock:
+                if not reader.execute("select 1 from results where task_id = ?", (task,)).fetchone():
+                    missing.append(task)
+
+    threads = [threading.Thread(target=slot, args=(n,)) for n in range(32)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not missing
+    assert len(ids) == 320 and len(set(ids)) == 320
+    assert len(store.results(run_id)) == 320
+    store.close()
+
+
+def test_a_bad_row_in_a_group_costs_only_its_own_slot(tmp_path):
+    import threading
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    run_id = store.create_run({}, None)
+    errors: dict[str, str] = {}
+    barrier = threading.Barrier(8)
+
+    def slot(n: int) -> None:
+        bad = n == 3
+        row = _row(run_id, f"t{n}", **({"prompt": None} if bad else {}))  # NOT NULL: the database refuses it
+        barrier.wait()
+        try:
+            store.add_result(row)
+        except Exception as exc:  # noqa: BLE001 - the test looks at who got which error
+            errors[f"t{n}"] = type(exc).__name__
+
+    threads = [threading.Thread(target=slot, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert list(errors) == ["t3"] and errors["t3"] == "IntegrityError"
+    assert sorted(r["task_id"] for r in store.results(run_id)) == [f"t{n}" for n in range(8) if n != 3]
+    store.close()
