@@ -54,7 +54,9 @@ def test_thinking_then_streaming_with_ttft_at_first_visible_token(tmp_path, olla
 
 
 def test_think_tags_in_content_become_thinking(tmp_path, ollama):
-    ollama.behaviours = {"deepseek-r1": Behaviour(thinking="ten plus twenty two", think_tags=True)}
+    # 10 ms between chunks: the thinking arrives before the answer (stamped as it comes off the socket, pieces
+    # that arrive in one read share a time).
+    ollama.behaviours = {"deepseek-r1": Behaviour(thinking="ten plus twenty two", think_tags=True, delay_s=0.01)}
     ollama.loaded.add("deepseek-r1")
     outcome, [row], events = run(tmp_path, [model(ollama, "deepseek-r1")], ["arith-01"])
     assert outcome.counts == {"PASS": 1}
