@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 from bench.bench_concurrency import dataset, start_standin  # noqa: E402
 from bench.bench_page import FRAME_RECORDER, pct  # noqa: E402
 from benchwatch import events as ev  # noqa: E402
-from benchwatch.server.sse_client import messages  # noqa: E402
+from tests.sse_client import messages  # noqa: E402
 from tests.browser.harness import Server, launch_browser  # noqa: E402
 
 PROBE_RUN = "probe"
@@ -57,8 +57,10 @@ def listen(url: str, lat: list[float], stop: threading.Event) -> None:
                 continue
             now = time.time()
             for op in msg.data["ops"]:
-                if op[0] == "push" and op[1] == ["telemetry"] and op[2].get("run_id") == PROBE_RUN:
-                    lat.append((now - op[2]["ts"]) * 1000.0)
+                # The reducer keeps a sample without its run_id: the probe's is the one marked unavailable "probe".
+                sample = op[2] if op[0] == "push" and op[1] == ["telemetry"] else {}
+                if sample.get("unavailable", {}).get("cpu_pct") == "probe":
+                    lat.append((now - sample["ts"]) * 1000.0)
 
 
 def main() -> None:
