@@ -13,6 +13,8 @@ The reducer shares unchanged branches between states, so `is` comparisons make t
 from __future__ import annotations
 
 import copy
+import itertools
+import operator
 from typing import Any
 
 Op = list[Any]
@@ -43,7 +45,7 @@ def _dict_ops(old: dict[str, Any], new: dict[str, Any], path: list[Any]) -> list
     for key, value in new.items():
         if key not in old:
             ops.append(["set", path + [key], value])
-        else:
+        elif old[key] is not value:  # shared branch: nothing to walk (most of them, per event)
             ops.extend(diff(old[key], value, path + [key]))
     return ops
 
@@ -53,7 +55,9 @@ def _list_ops(old: list[Any], new: list[Any], path: list[Any]) -> list[Op]:
     if new and (new[:-1] == old or (len(new) == len(old) and new[:-1] == old[1:])):
         return [["push", path, new[-1], len(new)]]
     if len(new) == len(old):
-        changed = [i for i, (a, b) in enumerate(zip(old, new)) if a is not b and a != b]
+        # The reducer replaces only what changed: find the items that are not the same object in C
+        # (thousands of task pills per event otherwise), then compare those.
+        changed = [i for i in itertools.compress(range(len(new)), map(operator.is_not, old, new)) if old[i] != new[i]]
         if len(changed) <= _LIST_ITEM_DIFF_MAX:
             return [op for i in changed for op in diff(old[i], new[i], path + [i])]
     return [["set", path, new]]

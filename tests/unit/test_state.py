@@ -100,3 +100,20 @@ def test_current_task_position_and_live_ttft():
     assert s["current"]["position"] == {"model": [1, 2], "dataset": [1, 1], "task": [1, 2]}
     s = replay(events[5:9], s)  # cooling, thinking (at 1.0), token, streaming (at 1.5)
     assert s["current"]["ttft_ms"] == 500.0
+
+
+def test_a_grid_in_another_order_than_the_plan_still_marks_the_right_pill():
+    """The grid's items are found by the plan's order first (a scan in C); a dataset announced in another order
+    (an older runner, a hand-written event stream) still updates the right item."""
+    s = seq()
+    t1 = dict(model="m1", dataset="d1", task_id="t1", attempt=1)
+    events = [
+        ev.RunStarted(run_id=R, seq=next(s), models=[ev.PlanModel(name="m1", backend="embedded")],
+                      datasets=[ev.PlanDataset(name="d1", evaluator="numeric", task_ids=["t1", "t2", "t3"])]),
+        ev.ModelStarted(run_id=R, seq=next(s), model="m1", backend="embedded", ordinal=1, total=1),
+        ev.DatasetStarted(run_id=R, seq=next(s), model="m1", dataset="d1", task_ids=["t3", "t2", "t1"]),
+        ev.TaskStarted(run_id=R, seq=next(s), prompt="p", **t1),
+        ev.TaskFinished(run_id=R, seq=next(s), verdict="FAIL", final=True, detail={}, **t1),
+    ]
+    items = replay(events)["tasks"]["items"]
+    assert [(i["id"], i["status"]) for i in items] == [("t3", "pending"), ("t2", "pending"), ("t1", "fail")]
