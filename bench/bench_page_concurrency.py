@@ -34,6 +34,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.bench_concurrency import dataset, start_standin  # noqa: E402
 from bench.bench_page import FRAME_RECORDER, pct  # noqa: E402
+from benchwatch import endpoints  # noqa: E402
 from benchwatch import events as ev  # noqa: E402
 from tests.sse_client import messages  # noqa: E402
 from tests.browser.harness import Server, launch_browser  # noqa: E402
@@ -42,10 +43,14 @@ PROBE_RUN = "probe"
 
 
 def probe(server: Server, stop: threading.Event) -> None:
+    # One client for every probe: a new one per POST builds its TLS context first (~50 ms here), which the
+    # sample's timestamp would count as the server's delivery time.
     seq = 0
-    while not stop.wait(0.25):
-        seq += 1
-        server.post([ev.Telemetry(run_id=PROBE_RUN, seq=seq, ts=time.time(), unavailable={"cpu_pct": "probe"})])
+    with httpx.Client(headers={"Authorization": f"Bearer {server.token}"}, timeout=30) as client:
+        while not stop.wait(0.25):
+            seq += 1
+            sample = ev.Telemetry(run_id=PROBE_RUN, seq=seq, ts=time.time(), unavailable={"cpu_pct": "probe"})
+            client.post(server.url + endpoints.INGEST, json=[ev.to_json(sample)]).raise_for_status()
 
 
 def listen(url: str, lat: list[float], stop: threading.Event) -> None:
