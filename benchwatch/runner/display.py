@@ -34,33 +34,35 @@ class TerminalDisplay:
         self._bar = self.progress.add_task("run", total=1)
         self._live: Live | None = None
         if self.live_mode:
-            self._live = Live(self._render(), console=self.console, refresh_per_second=4, transient=False)
+            # The panel is drawn at its own refresh (4 a second) from the state as it is then, not once per
+            # event: with many tasks in flight that was a rich layout per event on the runner's event thread.
+            self._live = Live(console=self.console, refresh_per_second=4, transient=False,
+                              get_renderable=self._render)
             self._live.start()
 
     def emit(self, event: Event) -> None:
+        if event.type == "token" and not self.live_mode:
+            return  # the log view prints finished tasks and connection changes: a token changes neither
         with self._lock:
             self.state = apply(self.state, event)
             if event.type == "task_finished" and not self.live_mode:
                 self._print_line(event)
             elif event.type == "backend_state" and not self.live_mode:
-                self.console.print(f"[dim]{event.model}: backend {event.state} {event.detail}[/]")
-            if self._live is not None and event.type != "token":
-                self._live.update(self._render())
-            elif self._live is not None:
-                self._live.update(self._render(), refresh=False)
+                # Text, not markup: a server's message may hold brackets ("[Errno 111] Connection refused").
+                self.console.print(Text(f"{event.model}: backend {event.state} {event.detail}", style="dim"))
 
     def _print_line(self, e: Any) -> None:
         c = self.state["counters"]
         ttft = f"{e.ttft_ms:.0f} ms" if e.ttft_ms is not None else "–"
         tps = f"{e.tokens_per_s:.1f} tok/s" if e.tokens_per_s else "–"
         retry = "" if e.final else " (will retry)"
-        self.console.print(
-            f"[{c['done']}/{c['total']}] {e.model} · {e.dataset} · {e.task_id} #{e.attempt} "
-            f"[{VERDICT_STYLE[e.verdict]}]{e.verdict}[/]{retry}  TTFT {ttft}  {tps}"
-            + (f"  [magenta]{e.error}[/]" if e.error else ""), highlight=False)
+        self.console.print(Text.assemble(
+            f"[{c['done']}/{c['total']}] {e.model} · {e.dataset} · {e.task_id} #{e.attempt} ",
+            (e.verdict, VERDICT_STYLE[e.verdict]), f"{retry}  TTFT {ttft}  {tps}",
+            ("  " + e.error, "magenta") if e.error else ""), highlight=False)
 
     def _render(self) -> Group:
-        s = self.state
+        s = self.state  # one state (the reducer never changes a state it handed out)
         c = s["counters"]
         self.progress.update(self._bar, total=max(c["total"], 1), completed=c["done"])
         cur = s["current"] or {}
@@ -82,6 +84,6 @@ class TerminalDisplay:
     def close(self) -> None:
         with self._lock:
             if self._live is not None:
-                self._live.update(self._render())
+                self._live.refresh()  # the final state, drawn once more
                 self._live.stop()
                 self._live = None

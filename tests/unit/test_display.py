@@ -1,0 +1,39 @@
+"""The terminal view of `benchwatch run`: one line per finished task in a log, a live panel on a terminal."""
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+
+from benchwatch import events as ev
+from benchwatch.runner.display import TerminalDisplay
+from tests.unit.test_state import R, scripted_events
+
+
+def test_the_log_view_prints_each_finished_task_and_brackets_stay_text():
+    out = io.StringIO()
+    d = TerminalDisplay(Console(file=out, width=200))
+    for e in scripted_events():
+        d.emit(e)
+    t = dict(model="m1", dataset="d1", task_id="t2", attempt=1)
+    d.emit(ev.TaskStarted(run_id=R, seq=100, prompt="p", **t))
+    d.emit(ev.TaskFinished(run_id=R, seq=101, verdict="ERROR", final=False, detail={},
+                           error="cannot reach the server: [Errno 111] Connection refused [/]", **t))
+    d.emit(ev.BackendState(run_id=R, seq=102, model="m1", state="disconnected", detail="[bold]down[/bold]"))
+    d.close()
+    lines = out.getvalue().splitlines()
+    assert "[1/4] m1 · d1 · t1 #1 PASS  TTFT 500 ms  –" in lines
+    assert "[1/4] m1 · d1 · t2 #1 ERROR (will retry)  TTFT –  –  cannot reach the server: [Errno 111] Connection " \
+           "refused [/]" in lines
+    assert "m1: backend disconnected [bold]down[/bold]" in lines
+
+
+def test_the_live_panel_draws_the_state_at_its_own_refresh():
+    out = io.StringIO()
+    d = TerminalDisplay(Console(file=out, force_terminal=True, width=120))
+    assert d.live_mode
+    for e in scripted_events():
+        d.emit(e)
+    d.close()
+    text = out.getvalue()
+    assert "model 1/2: m1 (connected)" in text and "dataset: d1" in text and "OK 100.0%" in text
