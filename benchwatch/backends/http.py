@@ -208,7 +208,7 @@ class StreamedRequest:
         self.where, self.on_status, self.headers = where, on_status, headers or {}
         self.reason: str | None = None  # why the request was stopped (a deadline, Ctrl-C)
         self._first_seen = False
-        self._queue: "queue.SimpleQueue[tuple[str, Any, float]]" = queue.SimpleQueue()
+        self._queue: "queue.SimpleQueue[tuple[str, Any]]" = queue.SimpleQueue()
         self._future: Any = None
         self.sent: float | None = None  # when the request was written to its connection (time.monotonic)
         self.arrived: float | None = None  # when the bytes of the last line yielded came off the socket
@@ -221,7 +221,7 @@ class StreamedRequest:
         """Stop this request now (Ctrl-C): the waiting slot wakes at once with `reason`."""
         if self.reason is None:
             self.reason = reason
-        self._queue.put(("stopped", reason, 0.0))
+        self._queue.put(("stopped", reason))
         if self._future is not None:
             self._future.cancel()  # on the I/O loop: closes the connection
 
@@ -251,7 +251,7 @@ class StreamedRequest:
         while True:
             deadline = total_deadline if self._first_seen or first_deadline >= total_deadline else first_deadline
             try:
-                kind, value, arrived = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                kind, value = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 if deadline == total_deadline:
                     reason = f"timed out: answer not complete after {p.total_timeout_s:g} s (runner.task_timeout_s)"
@@ -263,8 +263,9 @@ class StreamedRequest:
                 self.abort(reason)
                 raise BackendError(reason) from None
             if kind == "data":
-                self.arrived = arrived
-                yield value
+                for data, arrived in value:
+                    self.arrived = arrived
+                    yield data
             elif kind == "end":
                 return
             elif kind == "stopped":
@@ -273,11 +274,26 @@ class StreamedRequest:
                 raise value
 
     async def _fetch(self, session: aiohttp.ClientSession) -> None:
-        """On the I/O loop: send the request and put what comes back on the queue, as it comes."""
-        p, q = self.params, self._queue
+        """On the I/O loop: send the request and hand what comes back to the slot, each piece stamped as it is
+        read. The first pieces go at once; later ones are handed over together at most every
+        `_handover_s()`: the stamps keep their times, and a slot woken per token (hundreds of slots, tens of
+        tokens each) kept every thread queueing for the interpreter, this loop included."""
+        p, q, loop = self.params, self._queue, asyncio.get_running_loop()
+        pending: list[tuple[bytes, float]] = []
+        timer: asyncio.TimerHandle | None = None
+
+        def hand_over() -> None:
+            nonlocal pending, timer
+            timer = None
+            if pending:
+                q.put(("data", pending))
+                pending = []
 
         def put(kind: str, value: Any) -> None:
-            q.put((kind, value, time.monotonic()))
+            if timer is not None:
+                timer.cancel()
+            hand_over()  # what was read comes before how it ended
+            q.put((kind, value))
 
         # The slot owns the first-token and total deadlines; the read timeout is only a backstop.
         timeout = aiohttp.ClientTimeout(total=None, connect=p.connect_timeout_s, sock_read=p.total_timeout_s + 1.0)
@@ -295,13 +311,33 @@ class StreamedRequest:
                     else:
                         put("error", self.on_status(resp.status, text))
                     return
+                reads = 0
                 async for data in resp.content.iter_any():
-                    put("data", data)  # stamped as it is read: this loop is never behind the slots
+                    pending.append((data, time.monotonic()))
+                    reads += 1
+                    if reads <= _AT_ONCE:
+                        hand_over()
+                    elif timer is None:
+                        timer = loop.call_later(_handover_s(), hand_over)
             put("end", None)
         except asyncio.CancelledError:
+            if timer is not None:
+                timer.cancel()
             raise
         except Exception as exc:  # noqa: BLE001 - every failure reaches the slot as a readable reason
             put("error", describe_transport_error(exc, self.where, p))
+
+
+_AT_ONCE = 3  # reads handed over as they come: the role chunk, the first token, the next (deadlines, stages)
+
+
+def _handover_s() -> float:
+    """How long later pieces of a stream may wait to be handed to their slot: 1 ms per stream in flight, at most
+    0.25 s (the runner publishes a stream's tokens every N / 200 s anyway, runner/attempt.py), so about a
+    thousand hand-overs a second in all, however many streams."""
+    with _LIVE_LOCK:
+        n = len(_LIVE)
+    return min(0.25, n / 1000.0)
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:

@@ -131,3 +131,25 @@ def test_abort_all_ends_every_waiting_stream_at_once(server):
     for t in threads:
         t.join(5)
     assert time.monotonic() - t0 < 1.0 and errors == ["stopped by the test"] * 5
+
+
+def test_pieces_handed_over_together_keep_their_own_times(server, monkeypatch):
+    """With many streams in flight later pieces reach their slot in batches (fewer wake-ups): each still carries
+    the time it came off the socket, and the first pieces are not held back."""
+    monkeypatch.setattr(transport, "_handover_s", lambda: 0.3)
+    b = backend(server)
+    items = b.stream([{"role": "user", "content": "What is 2 plus 3?"}], GenParams(64, 0.0, 0))
+    first = next(items)
+    got_first = time.monotonic()
+    rest = []
+    for item in items:
+        if isinstance(item, Text):
+            rest.append((item, time.monotonic()))
+    b.close()
+    assert got_first - first.arrived < 0.05  # handed over at once
+    stamps = [first.arrived] + [i.arrived for i, _ in rest]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert all(GAP_S - 0.015 <= g <= GAP_S + 0.1 for g in gaps), gaps
+    # ... while the later ones came in a batch: read together, well after some of them arrived
+    late = [seen - i.arrived for i, seen in rest[1:]]
+    assert max(late) > 0.03, late
