@@ -275,7 +275,7 @@ class StreamedRequest:
 
     async def _fetch(self, session: aiohttp.ClientSession) -> None:
         """On the I/O loop: send the request and hand what comes back to the slot, each piece stamped as it is
-        read. The first pieces go at once; later ones are handed over together at most every
+        read. Everything up to the first token goes at once; later pieces are handed over together at most every
         `_handover_s()`: the stamps keep their times, and a slot woken per token (hundreds of slots, tens of
         tokens each) kept every thread queueing for the interpreter, this loop included."""
         p, q, loop = self.params, self._queue, asyncio.get_running_loop()
@@ -311,11 +311,9 @@ class StreamedRequest:
                     else:
                         put("error", self.on_status(resp.status, text))
                     return
-                reads = 0
                 async for data in resp.content.iter_any():
                     pending.append((data, time.monotonic()))
-                    reads += 1
-                    if reads <= _AT_ONCE:
+                    if not self._first_seen:  # until the slot has its first token: deadline, streaming stage
                         hand_over()
                     elif timer is None:
                         timer = loop.call_later(_handover_s(), hand_over)
@@ -326,9 +324,6 @@ class StreamedRequest:
             raise
         except Exception as exc:  # noqa: BLE001 - every failure reaches the slot as a readable reason
             put("error", describe_transport_error(exc, self.where, p))
-
-
-_AT_ONCE = 3  # reads handed over as they come: the role chunk, the first token, the next (deadlines, stages)
 
 
 def _handover_s() -> float:
