@@ -1,11 +1,11 @@
 """Streamed HTTP requests for the remote backends, with every per-task timeout enforced by the waiting slot.
 
 The streams run on one I/O thread (an asyncio loop with one aiohttp session, its HTTP parser in C) and the slot
-that asked reads the bytes from a queue as they arrive. With hundreds of requests in flight this costs about half
-the CPU per request of a blocking client per thread, and one loop reading every socket stamps nothing late behind
-a crowd of threads (bench/bench_concurrency.py). The slot waits on its queue with the deadline that applies (the
-first token within N s, the whole answer within M s): when it passes, the request is cancelled (its connection
-closed) and the attempt ends as ERROR with the reason. Ctrl-C cancels every request in flight (abort_all).
+that asked reads the bytes from a queue. With hundreds of requests in flight this costs about half the CPU per
+request of a blocking client per thread, and each piece is stamped when the loop reads it, not when a slot thread
+gets to it (bench/bench_concurrency.py, docs/measuring.md). The slot waits on its queue with the deadline that
+applies (the first token within N s, the whole answer within M s): when it passes, the request is cancelled (its
+connection closed) and the attempt ends as ERROR with the reason. Ctrl-C cancels every request in flight (abort_all).
 Each request opens its own connection, so a cancelled one leaves nothing behind in a pool.
 
 Small requests (connection checks) stay on httpx: `make_client` and `get_json`.
