@@ -30,7 +30,7 @@ from typing import Any, Callable, Iterator
 import aiohttp
 import httpx
 
-from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams
+from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams, Text
 
 RETRY_AFTER_MAX_S = 600.0  # a server asking for a longer wait is waited this long, then asked again
 
@@ -212,6 +212,10 @@ class StreamedRequest:
         self._future: Any = None
         self.sent: float | None = None  # when the request was written to its connection (time.monotonic)
         self.arrived: float | None = None  # when the bytes of the last line yielded came off the socket
+
+    def piece(self, text: str, kind: str) -> Text:
+        """A piece of the answer from the line just read, with this request's times (Text.sent, Text.arrived)."""
+        return Text(text, kind=kind, arrived=self.arrived, sent=self.sent)  # type: ignore[arg-type]
 
     def token(self) -> None:
         """The first token (of any kind) arrived: from now on only the total deadline applies."""

@@ -11,7 +11,7 @@ import json
 from typing import Any, Iterator
 
 from ..config import ModelConfig
-from .base import Backend, BackendError, GenParams, Item, Message, Stats, Text, render_messages
+from .base import Backend, BackendError, GenParams, Item, Message, Stats, render_messages
 from .http import StreamedRequest, get_json, json_object, make_client
 
 DEFAULT_URL = "http://127.0.0.1:11434"
@@ -85,9 +85,9 @@ class OllamaBackend(Backend):
             if thinking or content:
                 req.token()
             if thinking:
-                yield Text(thinking, kind="thinking", arrived=req.arrived, sent=req.sent)  # Ollama streams one token per line
+                yield req.piece(thinking, "thinking")  # Ollama streams one token per line
             if content:
-                yield Text(content, kind="raw", arrived=req.arrived, sent=req.sent)
+                yield req.piece(content, "raw")
             if chunk.get("done"):
                 server = {k: chunk[k] for k in SERVER_FIELDS if k in chunk}
                 if chunk.get("eval_duration") and chunk.get("eval_count"):

@@ -12,7 +12,7 @@ import os
 from typing import Any, Iterator
 
 from ..config import ModelConfig
-from .base import Backend, BackendError, GenParams, Item, Message, Stats, Text, render_messages
+from .base import Backend, BackendError, GenParams, Item, Message, Stats, render_messages
 from .http import StreamedRequest, get_json, json_object, make_client
 
 
@@ -101,10 +101,9 @@ class OpenAIBackend(Backend):
                 if thinking or content:
                     req.token()
                 if thinking:
-                    # one streamed chunk is one token on these servers
-                    yield Text(thinking, kind="thinking", arrived=req.arrived, sent=req.sent)
+                    yield req.piece(thinking, "thinking")  # one streamed chunk is one token on these servers
                 if content:
-                    yield Text(content, kind="raw", arrived=req.arrived, sent=req.sent)
+                    yield req.piece(content, "raw")
                 if choice.get("finish_reason"):
                     server["finish_reason"] = choice["finish_reason"]
         if not finished:

@@ -23,8 +23,8 @@ def test_the_log_view_prints_each_finished_task_and_brackets_stay_text():
     d.close()
     lines = out.getvalue().splitlines()
     assert "[1/4] m1 · d1 · t1 #1 PASS  TTFT 500 ms  –" in lines
-    assert "[1/4] m1 · d1 · t2 #1 ERROR (will retry)  TTFT –  –  cannot reach the server: [Errno 111] Connection " \
-           "refused [/]" in lines
+    assert ("[1/4] m1 · d1 · t2 #1 ERROR (will retry)  TTFT –  –  "
+            "cannot reach the server: [Errno 111] Connection refused [/]") in lines
     assert "m1: backend disconnected [bold]down[/bold]" in lines
 
 
