@@ -10,7 +10,7 @@ serialises every event to JSON as the HTTP publisher does) runs `--tasks` tasks 
 - Fidelity: measured TTFT and ITL (benchwatch/loadmetrics.py) minus the injected 300 ms / 25 ms; median and p99
   of the absolute error. The stand-in's own lateness (how late it wrote each token against its schedule) is
   printed beside it: that part of the error is the stand-in's, not the runner's.
-- Client CPU: the runner process's user+system CPU per request.
+- Client CPU: user+system CPU per request of the runner process and its stream worker process.
 
     .venv/bin/python bench/bench_concurrency.py [--tasks 512] [--levels 1,16,64,256] [--display plain|live|none]
                                                 [--json]
@@ -22,7 +22,6 @@ import io
 import json
 import math
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 from rich.console import Console
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -84,6 +84,19 @@ def display_sink(kind: str) -> list:
     return [TerminalDisplay(console)]
 
 
+def client_cpu_s() -> float:
+    """CPU seconds (user + system) of the runner: this process and its stream worker process (not the stand-in)."""
+    me = psutil.Process()
+    total = sum(me.cpu_times()[:2])
+    for child in me.children(recursive=True):
+        try:
+            if "benchwatch.stream_worker" in " ".join(child.cmdline()):
+                total += sum(child.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
 def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int, display: str = "plain") -> dict:
     cfg = parse_config({
         "store": f"sqlite:///{tmp / f'c{level}.db'}",
@@ -96,12 +109,11 @@ def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int, display
     httpx.post(f"{url}/reset")
     sink = JsonSink()
     sinks = display_sink(display) + [sink]
-    r0 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = client_cpu_s()
     t0 = time.monotonic()
     outcome = Runner(cfg, store, sinks).run()
     wall = time.monotonic() - t0
-    r1 = resource.getrusage(resource.RUSAGE_SELF)
-    cpu = (r1.ru_utime - r0.ru_utime) + (r1.ru_stime - r0.ru_stime)
+    cpu = client_cpu_s() - cpu0
     rows = store.results(outcome.run_id)
     server = httpx.get(f"{url}/stats").json()
     ideal = math.ceil(n_tasks / level) * ANSWER_S

@@ -23,6 +23,9 @@ class GenParams:
     connect_timeout_s: float = 10.0
     first_token_timeout_s: float = 60.0
     total_timeout_s: float = 120.0
+    # How long a remote stream's pieces after the first token may wait to reach the runner together: the runner
+    # publishes them at this cadence anyway (its coalescing window). Each piece keeps the time it arrived.
+    batch_s: float = 0.0
 
 
 @dataclass(frozen=True)

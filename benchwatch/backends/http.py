@@ -1,38 +1,42 @@
 """Streamed HTTP requests for the remote backends, with every per-task timeout enforced by the waiting slot.
 
-The streams run on one I/O thread (an asyncio loop with one aiohttp session, its HTTP parser in C) and the slot
-that asked reads the bytes from a queue. With hundreds of requests in flight this costs about half the CPU per
-request of a blocking client per thread, and each piece is stamped when the loop reads it, not when a slot thread
-gets to it (bench/bench_concurrency.py, docs/measuring.md). The slot waits on its queue with the deadline that
-applies (the first token within N s, the whole answer within M s): when it passes, the request is cancelled (its
-connection closed) and the attempt ends as ERROR with the reason. Ctrl-C cancels every request in flight (abort_all).
-Each request opens its own connection, so a cancelled one leaves nothing behind in a pool.
+The streams are sent by a worker process (benchwatch/stream_worker.py: an asyncio loop with one aiohttp session,
+its HTTP parser in C) that stamps when each request left and when each piece arrived, on an interpreter of its own:
+with hundreds of requests in flight the runner's threads keep this process's interpreter busy, and a reader here
+would stamp late (bench/bench_concurrency.py, docs/measuring.md). The slot that asked reads the stamped bytes from
+a queue, with the deadline that applies (the first token within N s, the whole answer within M s): when it passes,
+the request is cancelled (the worker closes its connection) and the attempt ends as ERROR with the reason. Ctrl-C
+cancels every request in flight (abort_all). Each request opens its own connection, so a cancelled one leaves
+nothing behind in a pool.
 
-Small requests (connection checks) stay on httpx: `make_client` and `get_json`.
+Small requests (connection checks) stay on httpx in this process: `make_client` and `get_json`.
 """
 from __future__ import annotations
 
-import asyncio
 import atexit
 import email.utils
-import errno
 import functools
+import itertools
 import json
+import os
 import queue
-import ssl
+import socket
+import subprocess
+import sys
 import threading
 import time
 import urllib.parse
 import urllib.request
 import weakref
+from multiprocessing.connection import Connection
 from typing import Any, Callable, Iterator
 
-import aiohttp
 import httpx
 
 from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams, Text
 
 RETRY_AFTER_MAX_S = 600.0  # a server asking for a longer wait is waited this long, then asked again
+BATCH_MAX_S = 0.25  # pieces after the first token reach their slot at least this often (GenParams.batch_s)
 
 # Every request under way: Ctrl-C cancels them all at once (abort_all), so no slot stays waiting while the run stops.
 _LIVE: "weakref.WeakSet[StreamedRequest]" = weakref.WeakSet()
@@ -46,6 +50,12 @@ def abort_all(reason: str) -> int:
     for req in live:
         req.abort(reason)
     return len(live)
+
+
+def start_stream_worker() -> None:
+    """Start the stream worker process now (a remote backend does when it is made), so that its start-up overlaps
+    the connection check instead of delaying the first task."""
+    _WORKER.ensure()
 
 
 def retry_after_s(value: str | None, now: float | None = None) -> float | None:
@@ -69,70 +79,135 @@ def retry_after_s(value: str | None, now: float | None = None) -> float | None:
     return min(max(secs, 0.0), RETRY_AFTER_MAX_S)
 
 
-class _IOThread:
-    """One daemon thread running an asyncio loop and one aiohttp session for every stream of this process."""
+class _WorkerLink:
+    """The runner's end of benchwatch/stream_worker.py: starts the worker at the first stream (again after it
+    died), sends it requests, and hands what comes back to each request's queue from one reading thread."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._session: aiohttp.ClientSession | None = None
+        self._lock = threading.Lock()  # the connection, the process, sends from many slots
+        self._conn: Connection | None = None
+        self._proc: subprocess.Popen | None = None
+        self._requests: dict[int, tuple[StreamedRequest, Connection]] = {}  # in flight, and on which worker
+        self._ids = itertools.count(1)
 
-    def submit(self, coro_fn: Callable[[aiohttp.ClientSession], Any]) -> "asyncio.Future[Any]":
-        """Run `coro_fn(session)` on the I/O loop; returns its concurrent future."""
+    def ensure(self) -> None:
+        """Start the worker if it is not running (it takes ~0.4 s to import aiohttp; nothing waits for it)."""
         with self._lock:
-            if self._loop is None or not self._loop.is_running():
-                self._start()
-            loop = self._loop
-        return asyncio.run_coroutine_threadsafe(self._with_session(coro_fn), loop)  # type: ignore[arg-type]
+            if self._conn is None:
+                self._spawn()
 
-    async def _with_session(self, coro_fn: Callable[[aiohttp.ClientSession], Any]) -> Any:
-        if self._session is None:
-            # force_close: one connection per request (a cancelled one closes its own); limit 0: no cap on
-            # connections (runner.concurrency is the cap). The proxy is looked up once per host (_proxy_for),
-            # not by aiohttp's trust_env, which reads the environment and ~/.netrc on a worker thread per request.
-            connector = aiohttp.TCPConnector(limit=0, force_close=True, ssl=_ssl_context())
-            trace = aiohttp.TraceConfig()
-            trace.on_request_headers_sent.append(_request_sent)
-            trace.on_request_chunk_sent.append(_request_sent)
-            self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False,
-                                                  trace_configs=[trace])
-        return await coro_fn(self._session)
+    def start(self, req: "StreamedRequest", *fields: Any) -> int:
+        with self._lock:
+            if self._conn is None:
+                self._spawn()
+            rid = next(self._ids)
+            self._requests[rid] = (req, self._conn)  # type: ignore[assignment]
+            self._send([("start", rid, *fields)])
+        return rid
+
+    def tell(self, verb: str, rid: int) -> None:
+        """A one-word message about a request ("token", "cancel"), dropped when it has already ended."""
+        with self._lock:
+            if verb == "cancel":
+                if self._requests.pop(rid, None) is None:
+                    return
+            elif rid not in self._requests:
+                return
+            self._send([(verb, rid)])
+
+    def _send(self, messages: list[tuple]) -> None:
+        try:
+            self._conn.send(messages)  # type: ignore[union-attr]
+        except OSError:
+            pass  # the worker died: the reading thread fails its requests with the reason
+
+    def _spawn(self) -> None:
+        ours, theirs = socket.socketpair()
+        env = dict(os.environ)
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (_PACKAGE_ROOT, env.get("PYTHONPATH")) if p)
+        try:
+            # -P: not the working directory first on sys.path, so a folder named like a module cannot shadow it
+            proc = subprocess.Popen([sys.executable, "-P", "-m", "benchwatch.stream_worker", str(theirs.fileno())],
+                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+        finally:
+            theirs.close()
+        conn = Connection(ours.detach())
+        self._conn, self._proc = conn, proc
+        threading.Thread(target=self._read, args=(conn, proc), name="benchwatch-streams", daemon=True).start()
+
+    def _read(self, conn: Connection, proc: subprocess.Popen) -> None:
+        try:
+            while True:
+                for message in conn.recv():
+                    self._dispatch(message)
+        except (EOFError, OSError):
+            pass
+        with self._lock:
+            if self._conn is conn:
+                self._conn = self._proc = None
+            orphans = [rid for rid, (_, on) in self._requests.items() if on is conn]
+            orphans = [self._requests.pop(rid)[0] for rid in orphans]
+        try:
+            code: int | None = proc.wait(1.0)  # its end of the socket closes as it dies: reap it, learn why
+        except subprocess.TimeoutExpired:
+            code = None
+        how = f"exit code {code}" if code is not None else "its socket closed"
+        why = BackendError(f"benchwatch's stream worker process ended ({how}): the request was lost; "
+                           "a new worker serves the next one")
+        for req in orphans:
+            req._queue.put(("error", why))
+
+    def _dispatch(self, message: tuple) -> None:
+        verb, rid = message[0], message[1]
+        entry = self._requests.get(rid)
+        if entry is None:
+            return  # cancelled meanwhile
+        req = entry[0]
+        if verb == "data":
+            req._queue.put(("data", message[2]))
+        elif verb == "sent":
+            req.sent = message[2]
+        else:
+            with self._lock:
+                self._requests.pop(rid, None)
+            if verb == "end":
+                req._queue.put(("end", None))
+            elif verb == "status":
+                req._queue.put(("status", message[2:]))
+            else:
+                kind, text = message[2], message[3]
+                req._queue.put(("error", (BackendUnavailable if kind == "unavailable" else BackendError)(text)))
 
     def close(self) -> None:
-        """Close the session (at exit: its connections end cleanly, and aiohttp has nothing to warn about)."""
+        """At exit: close the socket (the worker ends on its own) and reap it."""
         with self._lock:
-            loop, session, self._session = self._loop, self._session, None
-        if loop is not None and session is not None and loop.is_running():
+            conn, proc, self._conn, self._proc = self._conn, self._proc, None, None
+        if conn is not None:
+            # Shut the socket down first: that wakes our reading thread and ends the worker. A bare close does
+            # neither while that thread is inside recv() on it.
+            with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                sock.shutdown(socket.SHUT_RDWR)
+            conn.close()
+        if proc is not None:
             try:
-                asyncio.run_coroutine_threadsafe(session.close(), loop).result(2.0)
-            except Exception:  # noqa: BLE001 - at exit, a close that fails costs nothing
-                pass
+                proc.wait(2.0)
+            except subprocess.TimeoutExpired:
+                proc.kill()
 
-    def _start(self) -> None:
-        self._loop = asyncio.new_event_loop()
-        self._session = None
-        started = threading.Event()
-        loop = self._loop
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            loop.call_soon(started.set)
-            loop.run_forever()
-
-        threading.Thread(target=run, name="benchwatch-http-io", daemon=True).start()
-        started.wait()
+    def forget(self) -> None:
+        """In a forked child: the worker belongs to the parent. Close our copy of its socket (so it still ends
+        with the parent) and start a worker of our own if this process streams."""
+        conn, self._conn, self._proc = self._conn, None, None
+        self._lock = threading.Lock()
+        self._requests = {}
+        if conn is not None:
+            conn.close()  # our copy only: no shutdown, which would end the parent's exchange too
 
 
-_IO = _IOThread()
-atexit.register(_IO.close)
-_SSL: ssl.SSLContext | None = None
-
-
-async def _request_sent(_session: Any, ctx: Any, _params: Any) -> None:
-    """aiohttp's trace hook, just before the request's head and body are written: when it left."""
-    req = ctx.trace_request_ctx
-    if isinstance(req, StreamedRequest):
-        req.sent = time.monotonic()
+_PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_WORKER = _WorkerLink()
+atexit.register(_WORKER.close)
+os.register_at_fork(after_in_child=_WORKER.forget)
 
 
 @functools.lru_cache(maxsize=64)
@@ -142,18 +217,6 @@ def _proxy_for(url: str) -> str | None:
     if urllib.request.proxy_bypass_environment(parts.hostname or ""):
         return None
     return urllib.request.getproxies_environment().get(parts.scheme)
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """The same CA bundle as httpx (certifi), loaded once."""
-    global _SSL
-    if _SSL is None:
-        try:
-            import certifi
-            _SSL = ssl.create_default_context(cafile=certifi.where())
-        except ImportError:  # certifi comes with httpx; the system store otherwise
-            _SSL = ssl.create_default_context()
-    return _SSL
 
 
 def json_object(text: str, where: str) -> dict[str, Any]:
@@ -173,33 +236,31 @@ def make_client() -> httpx.Client:
 
 
 def describe_transport_error(exc: Exception, where: str, params: GenParams) -> BackendError:
-    """A readable reason for an httpx or aiohttp failure; connection failures become BackendUnavailable."""
-    if isinstance(exc, (httpx.ConnectTimeout, aiohttp.ConnectionTimeoutError)):
+    """A readable reason for a failed small request (httpx); connection failures become BackendUnavailable.
+    Streams are worded by the stream worker (benchwatch/stream_worker.py: describe)."""
+    if isinstance(exc, httpx.ConnectTimeout):
         return BackendUnavailable(f"cannot reach {where}: no connection within {params.connect_timeout_s:g} s "
                                   "(runner.connect_timeout_s)")
-    if isinstance(exc, (httpx.ConnectError, aiohttp.ClientConnectorError)):
+    if isinstance(exc, httpx.ConnectError):
         why = str(exc) or type(exc).__name__
-        refused = isinstance(getattr(exc, "os_error", None), ConnectionRefusedError) or \
-            getattr(getattr(exc, "os_error", None), "errno", None) == errno.ECONNREFUSED
-        if refused or "refused" in why.lower():
+        if "refused" in why.lower():
             why = "connection refused (is the server running?)"
         return BackendUnavailable(f"cannot reach {where}: {why}")
-    if isinstance(exc, (httpx.ReadTimeout, aiohttp.SocketTimeoutError)):
+    if isinstance(exc, httpx.ReadTimeout):
         return BackendError(f"timed out: {where} sent nothing for {params.total_timeout_s:g} s "
                             "(runner.task_timeout_s)")
-    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError, aiohttp.ClientPayloadError,
-                        aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+    if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         return BackendUnavailable(f"{where} closed the connection mid-answer (truncated stream: {exc})")
-    if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP at all (a malformed status line or header)
-        return BackendError(f"{where} did not answer in HTTP: {exc.message}")
     return BackendError(f"{where}: {type(exc).__name__}: {exc}")
 
 
 class StreamedRequest:
     """POST a JSON body and iterate the response's lines as they arrive, under the per-task deadlines.
 
-    `on_status(status, body)` turns an HTTP error status into the backend's own BackendError. Call `token()`
-    when the first token is seen. Iterating raises BackendError with a readable reason on any failure.
+    The stream worker process sends it and stamps each piece (benchwatch/stream_worker.py); this side waits for
+    the pieces with the deadline that applies. `on_status(status, body)` turns an HTTP error status into the
+    backend's own BackendError. Call `token()` when the first token is seen. Iterating raises BackendError with
+    a readable reason on any failure.
     """
 
     def __init__(self, url: str, body: dict[str, Any], params: GenParams, where: str,
@@ -209,7 +270,7 @@ class StreamedRequest:
         self.reason: str | None = None  # why the request was stopped (a deadline, Ctrl-C)
         self._first_seen = False
         self._queue: "queue.SimpleQueue[tuple[str, Any]]" = queue.SimpleQueue()
-        self._future: Any = None
+        self._rid: int | None = None  # its number with the stream worker
         self.sent: float | None = None  # when the request was written to its connection (time.monotonic)
         self.arrived: float | None = None  # when the bytes of the last line yielded came off the socket
 
@@ -218,16 +279,20 @@ class StreamedRequest:
         return Text(text, kind=kind, arrived=self.arrived, sent=self.sent)  # type: ignore[arg-type]
 
     def token(self) -> None:
-        """The first token (of any kind) arrived: from now on only the total deadline applies."""
-        self._first_seen = True
+        """The first token (of any kind) arrived: from now on only the total deadline applies, and the worker
+        may hand later pieces over in batches."""
+        if not self._first_seen:
+            self._first_seen = True
+            if self._rid is not None:
+                _WORKER.tell("token", self._rid)
 
     def abort(self, reason: str) -> None:
         """Stop this request now (Ctrl-C): the waiting slot wakes at once with `reason`."""
         if self.reason is None:
             self.reason = reason
         self._queue.put(("stopped", reason))
-        if self._future is not None:
-            self._future.cancel()  # on the I/O loop: closes the connection
+        if self._rid is not None:
+            _WORKER.tell("cancel", self._rid)  # the worker closes its connection
 
     def lines(self) -> Iterator[str]:
         p = self.params
@@ -236,7 +301,10 @@ class StreamedRequest:
         total_deadline = t0 + p.total_timeout_s
         with _LIVE_LOCK:
             _LIVE.add(self)
-        self._future = _IO.submit(self._fetch)
+        origin = urllib.parse.urlsplit(self.url)
+        self._rid = _WORKER.start(self, self.url, json.dumps(self.body).encode(), self.headers,
+                                  _proxy_for(f"{origin.scheme}://{origin.netloc}"), self.where,
+                                  p.connect_timeout_s, p.total_timeout_s, min(p.batch_s, BATCH_MAX_S))
         try:
             for line in _lines(self._chunks(first_deadline, total_deadline)):
                 if self.reason:
@@ -247,10 +315,10 @@ class StreamedRequest:
         finally:
             with _LIVE_LOCK:
                 _LIVE.discard(self)
-            self._future.cancel()  # done already, or given up: never left reading
+            _WORKER.tell("cancel", self._rid)  # done already (then nothing is sent), or given up: never left reading
 
     def _chunks(self, first_deadline: float, total_deadline: float) -> Iterator[bytes]:
-        """The body's bytes as the I/O thread hands them over; raises at a deadline or on a failure."""
+        """The body's bytes as the worker hands them over; raises at a deadline or on a failure."""
         p = self.params
         while True:
             deadline = total_deadline if self._first_seen or first_deadline >= total_deadline else first_deadline
@@ -274,69 +342,17 @@ class StreamedRequest:
                 return
             elif kind == "stopped":
                 raise BackendError(value)
-            else:  # "error": a BackendError made on the I/O thread
+            elif kind == "status":
+                raise self._status_error(*value)
+            else:  # "error": the worker's reason, or the worker's end
                 raise value
 
-    async def _fetch(self, session: aiohttp.ClientSession) -> None:
-        """On the I/O loop: send the request and hand what comes back to the slot, each piece stamped as it is
-        read. Everything up to the first token goes at once; later pieces are handed over together at most every
-        `_handover_s()`: the stamps keep their times, and a slot woken per token (hundreds of slots, tens of
-        tokens each) kept every thread queueing for the interpreter, this loop included."""
-        p, q, loop = self.params, self._queue, asyncio.get_running_loop()
-        pending: list[tuple[bytes, float]] = []
-        timer: asyncio.TimerHandle | None = None
-
-        def hand_over() -> None:
-            nonlocal pending, timer
-            timer = None
-            if pending:
-                q.put(("data", pending))
-                pending = []
-
-        def put(kind: str, value: Any) -> None:
-            if timer is not None:
-                timer.cancel()
-            hand_over()  # what was read comes before how it ended
-            q.put((kind, value))
-
-        # The slot owns the first-token and total deadlines; the read timeout is only a backstop.
-        timeout = aiohttp.ClientTimeout(total=None, connect=p.connect_timeout_s, sock_read=p.total_timeout_s + 1.0)
-        try:
-            origin = urllib.parse.urlsplit(self.url)
-            async with session.post(self.url, json=self.body, headers=self.headers, timeout=timeout,
-                                    proxy=_proxy_for(f"{origin.scheme}://{origin.netloc}"),
-                                    trace_request_ctx=self) as resp:
-                if resp.status >= 400:
-                    text = (await resp.read()).decode("utf-8", "replace")
-                    wait = retry_after_s(resp.headers.get("retry-after"))
-                    if resp.status in (429, 503) and wait is not None:
-                        put("error", BackendThrottled(f"{self.where} answered HTTP {resp.status} with Retry-After: "
-                                                     f"{resp.headers.get('retry-after')} (throttled)", wait))
-                    else:
-                        put("error", self.on_status(resp.status, text))
-                    return
-                async for data in resp.content.iter_any():
-                    pending.append((data, time.monotonic()))
-                    if not self._first_seen:  # until the slot has its first token: deadline, streaming stage
-                        hand_over()
-                    elif timer is None:
-                        timer = loop.call_later(_handover_s(), hand_over)
-            put("end", None)
-        except asyncio.CancelledError:
-            if timer is not None:
-                timer.cancel()
-            raise
-        except Exception as exc:  # noqa: BLE001 - every failure reaches the slot as a readable reason
-            put("error", describe_transport_error(exc, self.where, p))
-
-
-def _handover_s() -> float:
-    """How long later pieces of a stream may wait to be handed to their slot: 1 ms per stream in flight, at most
-    0.25 s (the runner publishes a stream's tokens every N / 200 s anyway, runner/attempt.py), so about a
-    thousand hand-overs a second in all, however many streams."""
-    with _LIVE_LOCK:
-        n = len(_LIVE)
-    return min(0.25, n / 1000.0)
+    def _status_error(self, status: int, text: str, retry_after: str | None) -> BackendError:
+        wait = retry_after_s(retry_after)
+        if status in (429, 503) and wait is not None:
+            return BackendThrottled(f"{self.where} answered HTTP {status} with Retry-After: {retry_after} "
+                                    "(throttled)", wait)
+        return self.on_status(status, text)
 
 
 def _lines(chunks: Iterator[bytes]) -> Iterator[str]:

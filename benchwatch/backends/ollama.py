@@ -12,7 +12,7 @@ from typing import Any, Iterator
 
 from ..config import ModelConfig
 from .base import Backend, BackendError, GenParams, Item, Message, Stats, render_messages
-from .http import StreamedRequest, get_json, json_object, make_client
+from .http import StreamedRequest, get_json, json_object, make_client, start_stream_worker
 
 DEFAULT_URL = "http://127.0.0.1:11434"
 SERVER_FIELDS = ("total_duration", "load_duration", "prompt_eval_count", "prompt_eval_duration", "eval_count",
@@ -25,6 +25,7 @@ class OllamaBackend(Backend):
         self.base_url = (cfg.base_url or DEFAULT_URL).rstrip("/")
         self.where = f"Ollama at {self.base_url}"
         self.client = make_client()
+        start_stream_worker()
 
     # ---- connection state
     def connect(self, timeout_s: float = 10.0) -> tuple[str, str]:

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from ..config import ModelConfig
 from .base import Backend, BackendError, GenParams, Item, Message, Stats, render_messages
-from .http import StreamedRequest, get_json, json_object, make_client
+from .http import StreamedRequest, get_json, json_object, make_client, start_stream_worker
 
 
 class OpenAIBackend(Backend):
@@ -25,6 +25,7 @@ class OpenAIBackend(Backend):
         self.base_url = cfg.base_url.rstrip("/")
         self.where = f"the server at {self.base_url}"
         self.client = make_client()
+        start_stream_worker()
 
     def _headers(self) -> dict[str, str]:
         env = self.cfg.api_key_env

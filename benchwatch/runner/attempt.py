@@ -223,18 +223,18 @@ class TaskAttempts:
     def _generate(self, backend: Backend, messages: list[dict[str, str]], rec: AttemptRecord,
                   at: Callable[[], float], stage: Callable[..., None]) -> None:
         rc = self.cfg.runner
+        window = rc.coalesce_ms / 1000.0
+        if self._slots > 1:
+            window = max(window, self._slots / TOKEN_EVENTS_PER_S)
         params = GenParams(max_tokens=rc.max_tokens, temperature=rc.temperature, seed=rc.seed,
                            connect_timeout_s=rc.connect_timeout_s, first_token_timeout_s=rc.first_token_timeout_s,
-                           total_timeout_s=rc.task_timeout_s)
+                           total_timeout_s=rc.task_timeout_s, batch_s=window)
         splitter = ThinkSplitter()
 
         def publish(kind: str, text: str, n: int) -> None:
             self._task_event(ev.TokenDelta, kind=kind, text=text, n_tokens=n,
                              tps=round(rec.tokens_per_s(), 3) if rec.tokens_per_s() else None)
 
-        window = rc.coalesce_ms / 1000.0
-        if self._slots > 1:
-            window = max(window, self._slots / TOKEN_EVENTS_PER_S)
         coalescer = Coalescer(window, publish, self.clock)
 
         def take(kind: str, text: str, n_tokens: int, now: float) -> None:

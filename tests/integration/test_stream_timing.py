@@ -1,6 +1,6 @@
 """Timing that the runner's own delays cannot distort, against the OpenAI-compatible STAND-IN server
-(tests/standins/openai_sse.py, real HTTP on loopback): the streams run on one I/O thread that stamps when each
-request left and when each piece arrived, and the runner times from those stamps, so a slot that gets to its
+(tests/standins/openai_sse.py, real HTTP on loopback): the streams run in the stream worker process, which stamps
+when each request left and when each piece arrived, and the runner times from those stamps, so a slot that gets to its
 stream late (a busy GIL with hundreds in flight; here a deliberate sleep) still records the server's timing."""
 from __future__ import annotations
 
@@ -133,12 +133,11 @@ def test_abort_all_ends_every_waiting_stream_at_once(server):
     assert time.monotonic() - t0 < 1.0 and errors == ["stopped by the test"] * 5
 
 
-def test_pieces_handed_over_together_keep_their_own_times(server, monkeypatch):
+def test_pieces_handed_over_together_keep_their_own_times(server):
     """With many streams in flight later pieces reach their slot in batches (fewer wake-ups): each still carries
     the time it came off the socket, and the first pieces are not held back."""
-    monkeypatch.setattr(transport, "_handover_s", lambda: 0.3)
     b = backend(server)
-    items = b.stream([{"role": "user", "content": "What is 2 plus 3?"}], GenParams(64, 0.0, 0))
+    items = b.stream([{"role": "user", "content": "What is 2 plus 3?"}], GenParams(64, 0.0, 0, batch_s=0.3))
     first = next(items)
     got_first = time.monotonic()
     rest = []

@@ -1,0 +1,198 @@
+"""The process that sends every streamed request of a run and stamps each piece of the answer as it arrives.
+
+Why a process of its own: with tens or hundreds of streams in flight the runner's threads (parsing, scoring,
+storing, publishing) hold the interpreter most of the time, and a thread reading sockets in that same process waits
+its turn before it can stamp what arrived: by tens of milliseconds at 64 in flight (docs/measuring.md). Here an
+event loop does nothing but the HTTP exchanges and the stamps, on an interpreter of its own, and hands the runner
+(benchwatch/backends/http.py) the bytes with their times. time.monotonic is the system-wide CLOCK_MONOTONIC on
+Linux, so the stamps compare with the runner's own clock.
+
+It imports nothing of benchwatch beyond this file: it starts in a few hundred milliseconds and stays small.
+
+The protocol, lists of tuples over one socket pair (multiprocessing.connection framing, pickled: both ends are
+this program):
+  runner -> worker  ("start", rid, url, body, headers, proxy, where, connect_s, total_s, handover_s)
+                    ("token", rid)   the runner has the first token: later pieces may be handed over in batches
+                    ("cancel", rid)  stop the request and close its connection; nothing more is sent about it
+  worker -> runner  ("sent", rid, t)               the request was written to its connection
+                    ("data", rid, [(bytes, t), ...])
+                    ("status", rid, code, body, retry_after)   an HTTP error status; the runner words the error
+                    ("end", rid)
+                    ("error", rid, kind, message)  kind: "unavailable" (cannot reach, dropped) or "error"
+It ends when the runner's end of the socket closes, however the runner ended.
+
+    python -m benchwatch.stream_worker FD
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import ssl
+import sys
+import threading
+import time
+from multiprocessing.connection import Connection
+from typing import Any
+
+import aiohttp
+
+
+def describe(exc: Exception, where: str, connect_s: float, total_s: float) -> tuple[str, str]:
+    """(kind, message) for a failed exchange: a reason a user can act on, naming the server and the setting."""
+    if isinstance(exc, aiohttp.ConnectionTimeoutError):
+        return "unavailable", f"cannot reach {where}: no connection within {connect_s:g} s (runner.connect_timeout_s)"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        why = str(exc) or type(exc).__name__
+        if isinstance(exc.os_error, ConnectionRefusedError) or "refused" in why.lower():
+            why = "connection refused (is the server running?)"
+        return "unavailable", f"cannot reach {where}: {why}"
+    if isinstance(exc, aiohttp.SocketTimeoutError):
+        return "error", f"timed out: {where} sent nothing for {total_s:g} s (runner.task_timeout_s)"
+    if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
+        return "unavailable", f"{where} closed the connection mid-answer (truncated stream: {exc})"
+    if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP at all (a malformed status line or header)
+        return "error", f"{where} did not answer in HTTP: {exc.message}"
+    return "error", f"{where}: {type(exc).__name__}: {exc}"
+
+
+def _ssl_context() -> ssl.SSLContext:
+    """The same CA bundle as the runner's httpx client (certifi), or the system store without it."""
+    try:
+        import certifi
+        return ssl.create_default_context(cafile=certifi.where())
+    except ImportError:
+        return ssl.create_default_context()
+
+
+class _Request:
+    """One request's hand-over state: pieces read but not yet sent to the runner."""
+
+    __slots__ = ("rid", "first_seen", "pending", "timer", "task")
+
+    def __init__(self, rid: int) -> None:
+        self.rid, self.first_seen = rid, False
+        self.pending: list[tuple[bytes, float]] = []
+        self.timer: asyncio.TimerHandle | None = None
+        self.task: asyncio.Task | None = None
+
+
+class StreamWorker:
+    def __init__(self, conn: Connection, loop: asyncio.AbstractEventLoop) -> None:
+        self.conn, self.loop = conn, loop
+        self.requests: dict[int, _Request] = {}
+        self.outbox: list[tuple] = []
+        trace = aiohttp.TraceConfig()
+        trace.on_request_headers_sent.append(self._sent)
+        trace.on_request_chunk_sent.append(self._sent)
+        # force_close: one connection per request, so a cancelled one closes its own; limit 0: no cap (the runner's
+        # runner.concurrency is the cap). The runner looks the proxy up once per host and passes it.
+        self.session = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0, force_close=True, ssl=_ssl_context()),
+            raise_for_status=False, trace_configs=[trace])
+
+    # -- to the runner: everything said in one loop iteration goes in one message
+
+    def say(self, message: tuple) -> None:
+        if not self.outbox:
+            self.loop.call_soon(self._flush)
+        self.outbox.append(message)
+
+    def _flush(self) -> None:
+        out, self.outbox = self.outbox, []
+        try:
+            self.conn.send(out)
+        except OSError:  # the runner is gone
+            os._exit(0)
+
+    # -- from the runner (called on the loop by the reading thread)
+
+    def handle(self, messages: list[tuple]) -> None:
+        for message in messages:
+            verb, rid = message[0], message[1]
+            if verb == "start":
+                req = self.requests[rid] = _Request(rid)
+                req.task = self.loop.create_task(self.fetch(req, *message[2:]))
+            elif verb == "token":
+                if rid in self.requests:
+                    self.requests[rid].first_seen = True
+            elif verb == "cancel":
+                req = self.requests.pop(rid, None)
+                if req is not None and req.task is not None:
+                    req.task.cancel()  # closes its connection
+
+    async def _sent(self, _session: Any, ctx: Any, _params: Any) -> None:
+        """aiohttp's trace hook, just before the request's head and body are written: when it left."""
+        self.say(("sent", ctx.trace_request_ctx, time.monotonic()))
+
+    async def fetch(self, req: _Request, url: str, body: bytes, headers: dict[str, str], proxy: str | None,
+                    where: str, connect_s: float, total_s: float, handover_s: float) -> None:
+        """Send one request and hand back what comes, each piece stamped as it is read. Until the runner has its
+        first token everything goes at once; later pieces wait at most `handover_s` to go together (fewer
+        wake-ups for the runner's slots; the stamps keep their times)."""
+        rid = req.rid
+
+        def hand_over() -> None:
+            req.timer = None
+            if req.pending:
+                self.say(("data", rid, req.pending))
+                req.pending = []
+
+        # The runner's slot owns the first-token and total deadlines; the read timeout is only a backstop.
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_read=total_s + 1.0)
+        try:
+            async with self.session.post(url, data=body, headers={"Content-Type": "application/json", **headers},
+                                         timeout=timeout, proxy=proxy, trace_request_ctx=rid) as resp:
+                if resp.status >= 400:
+                    text = (await resp.read()).decode("utf-8", "replace")
+                    self.say(("status", rid, resp.status, text, resp.headers.get("retry-after")))
+                    return
+                async for data in resp.content.iter_any():
+                    req.pending.append((data, time.monotonic()))
+                    if not req.first_seen:
+                        hand_over()
+                    elif req.timer is None:
+                        req.timer = self.loop.call_later(handover_s, hand_over)
+            if req.timer is not None:
+                req.timer.cancel()
+            hand_over()  # what was read comes before how it ended
+            self.say(("end", rid))
+        except asyncio.CancelledError:
+            if req.timer is not None:
+                req.timer.cancel()
+            raise
+        except Exception as exc:  # noqa: BLE001 - every failure reaches the runner as a readable reason
+            if req.timer is not None:
+                req.timer.cancel()
+            hand_over()
+            self.say(("error", rid, *describe(exc, where, connect_s, total_s)))
+        finally:
+            self.requests.pop(rid, None)
+
+
+def main(fd: int) -> None:
+    # Ctrl-C reaches the whole process group: the runner stops the requests it wants stopped, and this process
+    # ends with the runner (end of file on the socket), never before it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(fd)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    worker = loop.run_until_complete(_make(conn, loop))
+
+    def read_commands() -> None:
+        try:
+            while True:
+                loop.call_soon_threadsafe(worker.handle, conn.recv())
+        except (EOFError, OSError):
+            os._exit(0)  # the runner closed its end or died: its requests die with it
+
+    threading.Thread(target=read_commands, name="commands", daemon=True).start()
+    loop.run_forever()
+
+
+async def _make(conn: Connection, loop: asyncio.AbstractEventLoop) -> StreamWorker:
+    return StreamWorker(conn, loop)  # aiohttp's session is made on its running loop
+
+
+if __name__ == "__main__":
+    main(int(sys.argv[1]))

@@ -1,0 +1,167 @@
+"""The stream worker process (benchwatch/stream_worker.py) that sends every remote stream and stamps its pieces:
+it must not outlive the runner, however the runner ends, and its own death must cost the requests in flight a
+readable error, never a hang, with the next request served by a new worker. Against the OpenAI-compatible
+STAND-IN server (tests/standins/openai_sse.py, real HTTP on loopback)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from benchwatch.backends import BackendError, GenParams, Text
+from benchwatch.backends import http as transport
+from benchwatch.backends.openai_compat import OpenAIBackend
+from benchwatch.config import ModelConfig
+from tests.standins.base import Behaviour
+from tests.standins.openai_sse import StandinOpenAI
+
+ROOT = Path(__file__).resolve().parents[2]
+PROMPT = [{"role": "user", "content": "What is 2 plus 3?"}]
+
+
+@pytest.fixture
+def server():
+    s = StandinOpenAI().start()
+    yield s
+    s.stop()
+
+
+def backend(server) -> OpenAIBackend:
+    return OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=f"{server.url}/v1"))
+
+
+def worker_pid() -> int:
+    transport.start_stream_worker()
+    return transport._WORKER._proc.pid  # type: ignore[union-attr]
+
+
+def gone_within(pid: int, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if psutil.Process(pid).status() == psutil.STATUS_ZOMBIE:
+                return True
+        except psutil.NoSuchProcess:
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_a_worker_killed_mid_answer_fails_that_request_and_the_next_gets_a_new_one(server):
+    server.behaviours["m"] = Behaviour(first_delay_s=0.1, delay_s=0.2)
+    b = backend(server)
+    pid = worker_pid()
+    items = b.stream(PROMPT, GenParams(64, 0.0, 0, total_timeout_s=30))
+    assert isinstance(next(i for i in items if isinstance(i, Text)), Text)  # streaming
+    t0 = time.monotonic()
+    os.kill(pid, signal.SIGKILL)
+    with pytest.raises(BackendError, match=r"stream worker process ended \(exit code -9\)"):
+        list(items)
+    assert time.monotonic() - t0 < 2.0  # the slot hears of it at once, not at its deadline
+    server.behaviours["m"] = Behaviour()
+    answer = [i for i in b.stream(PROMPT, GenParams(64, 0.0, 0)) if isinstance(i, Text)]
+    assert answer and worker_pid() != pid
+    b.close()
+
+
+def test_the_worker_ignores_ctrl_c_and_keeps_streaming(server):
+    """Ctrl-C reaches the whole process group; the runner decides what stops (abort_all), not the worker."""
+    server.behaviours["m"] = Behaviour(delay_s=0.05)
+    b = backend(server)
+    pid = worker_pid()
+    items = b.stream(PROMPT, GenParams(64, 0.0, 0))
+    next(items)
+    os.kill(pid, signal.SIGINT)
+    assert [i for i in items if isinstance(i, Text)]
+    assert psutil.Process(pid).is_running() and worker_pid() == pid
+    b.close()
+
+
+def test_closing_the_link_ends_the_worker_at_once(server):
+    """At exit the runner shuts its socket down: the worker sees the end at once (a bare close would not reach it
+    while the reading thread sits in recv)."""
+    link = transport._WorkerLink()
+    link.ensure()
+    pid = link._proc.pid  # type: ignore[union-attr]
+    t0 = time.monotonic()
+    link.close()
+    assert gone_within(pid, 1.0) and time.monotonic() - t0 < 1.5
+
+
+RUNNER = textwrap.dedent("""
+    import sys, time
+    from benchwatch.backends import GenParams
+    from benchwatch.backends import http as transport
+    from benchwatch.backends.openai_compat import OpenAIBackend
+    from benchwatch.config import ModelConfig
+    b = OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=sys.argv[1]))
+    items = b.stream([{"role": "user", "content": "What is 1 plus 1?"}], GenParams(64, 0.0, 0, total_timeout_s=60))
+    next(items)
+    print(transport._WORKER._proc.pid, flush=True)
+    time.sleep(60)
+""")
+
+
+def test_the_worker_ends_with_a_runner_killed_mid_stream(server):
+    server.behaviours["m"] = Behaviour(delay_s=0.5)
+    runner = subprocess.Popen([sys.executable, "-c", RUNNER, f"{server.url}/v1"], cwd=ROOT, stdout=subprocess.PIPE,
+                              text=True, env=dict(os.environ, PYTHONPATH=str(ROOT)))
+    try:
+        pid = int(runner.stdout.readline())  # type: ignore[union-attr]
+        assert psutil.Process(pid).is_running()
+        runner.kill()  # kill -9: no atexit, no clean-up of any kind
+        runner.wait(10)
+        assert gone_within(pid, 3.0), "the stream worker outlived its runner"
+    finally:
+        if runner.poll() is None:
+            runner.kill()
+
+
+def test_many_threads_streaming_at_once_each_get_their_own_answer(server):
+    """Requests from many slots share one worker and one socket: each answer reaches the slot that asked."""
+    server.behaviours["m"] = Behaviour(delay_s=0.01)
+    results: dict[int, str] = {}
+
+    def one(i: int) -> None:
+        b = backend(server)
+        text = "".join(x.text for x in b.stream([{"role": "user", "content": f"What is {i} plus 1?"}],
+                                                 GenParams(64, 0.0, 0)) if isinstance(x, Text))
+        results[i] = text
+        b.close()
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(24)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
+    assert sorted(results) == list(range(24))
+    assert all(str(i + 1) in results[i] for i in range(24)), results
+
+
+def test_a_forked_child_streams_through_a_worker_of_its_own(server):
+    """After fork the parent's worker stays the parent's: the child starts its own and both keep answering."""
+    server.behaviours["m"] = Behaviour()
+    parent_worker = worker_pid()
+    child = os.fork()
+    if child == 0:  # the child: report through the exit code only
+        try:
+            b = backend(server)
+            ok = [i for i in b.stream(PROMPT, GenParams(64, 0.0, 0)) if isinstance(i, Text)]
+            mine = transport._WORKER._proc.pid  # type: ignore[union-attr]
+            os._exit(0 if ok and mine != parent_worker else 3)
+        except BaseException:  # noqa: BLE001 - anything at all is a failure of the child
+            os._exit(4)
+    _, status = os.waitpid(child, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    b = backend(server)
+    assert [i for i in b.stream(PROMPT, GenParams(64, 0.0, 0)) if isinstance(i, Text)]
+    assert worker_pid() == parent_worker
+    b.close()
