@@ -12,6 +12,10 @@ serialises every event to JSON as the HTTP publisher does) runs `--tasks` tasks 
   printed beside it: that part of the error is the stand-in's, not the runner's.
 - Client CPU: user+system CPU per request of the runner process and its stream worker process.
 
+Before the levels, an untimed warm-up (8 tasks) starts the runner's stream worker process, once per runner
+process as in `benchwatch run` (where its start overlaps the connection check); its time is printed apart. A
+level with any ERROR attempt stops the bench: a failed run says nothing about speed.
+
     .venv/bin/python bench/bench_concurrency.py [--tasks 512] [--levels 1,16,64,256] [--display plain|live|none]
                                                 [--json]
 """
@@ -70,6 +74,7 @@ def start_standin() -> tuple[subprocess.Popen, str]:
 
 
 def dataset(tmp: Path, n: int) -> Path:
+    tmp.mkdir(exist_ok=True)
     path = tmp / "load.jsonl"
     path.write_text("".join(json.dumps({"id": f"t{i:04d}", "prompt": f"What is {i} plus 1?",
                                         "expected": i + 1}) + "\n" for i in range(n)))
@@ -115,6 +120,10 @@ def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int, display
     wall = time.monotonic() - t0
     cpu = client_cpu_s() - cpu0
     rows = store.results(outcome.run_id)
+    errors = [r for r in rows if r["verdict"] == "ERROR"]
+    if errors:  # a run that failed says nothing about speed
+        raise SystemExit(f"concurrency {level}: {len(errors)} of {len(rows)} attempts ended in ERROR, "
+                         f"e.g. {errors[0].get('error')!r}")
     server = httpx.get(f"{url}/stats").json()
     ideal = math.ceil(n_tasks / level) * ANSWER_S
     ttft_err = [abs(r["ttft_ms"] - TTFT_MS) for r in rows if r["ttft_ms"] is not None]
@@ -148,6 +157,11 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as td:
             tmp = Path(td)
             data = dataset(tmp, args.tasks)
+            # Not timed: a short run that starts the runner's stream worker process (once per runner process; a
+            # run overlaps it with its connection check) and warms the imports, so each level measures streaming.
+            t0 = time.monotonic()
+            run_level(url, dataset(tmp / "warm", 8), tmp / "warm", 8, 8, "none")
+            warm_s = time.monotonic() - t0
             for level in levels:
                 res = run_level(url, data, tmp, args.tasks, level, args.display)
                 results.append(res)
@@ -164,6 +178,7 @@ def main() -> None:
     f = lambda v, d=1: "–" if v is None else f"{v:.{d}f}"  # noqa: E731
     print(f"stand-in: TTFT {TTFT_MS:g} ms, {TOKENS} tokens {GAP_MS:g} ms apart (answer {ANSWER_S * 1000:g} ms), "
           f"unlimited parallelism; {args.tasks} tasks; {os.cpu_count()} CPUs; display {args.display}")
+    print(f"warm-up, not counted (8 tasks; starts the stream worker process): {warm_s:.2f} s")
     print(f"{'N':>4} {'wall s':>8} {'ideal s':>8} {'eff %':>6} {'x vs 1':>7} {'CPU ms/req':>10} "
           f"{'TTFT err p50/p99 ms':>20} {'ITL err p50/p99 ms':>19} {'stand-in late p50/p99':>22}")
     for r in results:
