@@ -11,7 +11,7 @@ It imports nothing of benchwatch beyond this file: it starts in a few hundred mi
 
 The protocol, lists of tuples over one socket pair (multiprocessing.connection framing, pickled: both ends are
 this program):
-  runner -> worker  ("start", rid, url, body, headers, proxy, where, connect_s, total_s, handover_s)
+  runner -> worker  ("start", rid, url, body, headers, proxy, where, connect_s, batch_s)
                     ("token", rid)   the runner has the first token: later pieces may be handed over in batches
                     ("cancel", rid)  stop the request and close its connection; nothing more is sent about it
   worker -> runner  ("sent", rid, t)               the request was written to its connection
@@ -38,7 +38,7 @@ from typing import Any
 import aiohttp
 
 
-def describe(exc: Exception, where: str, connect_s: float, total_s: float) -> tuple[str, str]:
+def describe(exc: Exception, where: str, connect_s: float) -> tuple[str, str]:
     """(kind, message) for a failed exchange: a reason a user can act on, naming the server and the setting."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
         return "unavailable", f"cannot reach {where}: no connection within {connect_s:g} s (runner.connect_timeout_s)"
@@ -47,8 +47,6 @@ def describe(exc: Exception, where: str, connect_s: float, total_s: float) -> tu
         if isinstance(exc.os_error, ConnectionRefusedError) or "refused" in why.lower():
             why = "connection refused (is the server running?)"
         return "unavailable", f"cannot reach {where}: {why}"
-    if isinstance(exc, aiohttp.SocketTimeoutError):
-        return "error", f"timed out: {where} sent nothing for {total_s:g} s (runner.task_timeout_s)"
     if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
         return "unavailable", f"{where} closed the connection mid-answer (truncated stream: {exc})"
     if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP at all (a malformed status line or header)
@@ -126,9 +124,9 @@ class StreamWorker:
         self.say(("sent", ctx.trace_request_ctx, time.monotonic()))
 
     async def fetch(self, req: _Request, url: str, body: bytes, headers: dict[str, str], proxy: str | None,
-                    where: str, connect_s: float, total_s: float, handover_s: float) -> None:
+                    where: str, connect_s: float, batch_s: float) -> None:
         """Send one request and hand back what comes, each piece stamped as it is read. Until the runner has its
-        first token everything goes at once; later pieces wait at most `handover_s` to go together (fewer
+        first token everything goes at once; later pieces wait at most `batch_s` to go together (fewer
         wake-ups for the runner's slots; the stamps keep their times)."""
         rid = req.rid
 
@@ -138,8 +136,9 @@ class StreamWorker:
                 self.say(("data", rid, req.pending))
                 req.pending = []
 
-        # The runner's slot owns the first-token and total deadlines; the read timeout is only a backstop.
-        timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_read=total_s + 1.0)
+        # The runner's slot owns the first-token and total deadlines (it cancels the request when one passes), so
+        # no read timeout here: aiohttp would re-arm one on every read, for nothing.
+        timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_read=None)
         try:
             async with self.session.post(url, data=body, headers={"Content-Type": "application/json", **headers},
                                          timeout=timeout, proxy=proxy, trace_request_ctx=rid) as resp:
@@ -152,7 +151,7 @@ class StreamWorker:
                     if not req.first_seen:
                         hand_over()
                     elif req.timer is None:
-                        req.timer = self.loop.call_later(handover_s, hand_over)
+                        req.timer = self.loop.call_later(batch_s, hand_over)
             if req.timer is not None:
                 req.timer.cancel()
             hand_over()  # what was read comes before how it ended
@@ -165,7 +164,7 @@ class StreamWorker:
             if req.timer is not None:
                 req.timer.cancel()
             hand_over()
-            self.say(("error", rid, *describe(exc, where, connect_s, total_s)))
+            self.say(("error", rid, *describe(exc, where, connect_s)))
         finally:
             self.requests.pop(rid, None)
 
@@ -175,7 +174,11 @@ def main(fd: int) -> None:
     # ends with the runner (end of file on the socket), never before it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
-    loop = asyncio.new_event_loop()
+    try:
+        import uvloop  # libuv's loop: a fraction of asyncio's own cost per read, which is most of this process's
+        loop = uvloop.new_event_loop()
+    except ImportError:
+        loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     worker = loop.run_until_complete(_make(conn, loop))
 

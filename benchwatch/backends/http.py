@@ -304,7 +304,7 @@ class StreamedRequest:
         origin = urllib.parse.urlsplit(self.url)
         self._rid = _WORKER.start(self, self.url, json.dumps(self.body).encode(), self.headers,
                                   _proxy_for(f"{origin.scheme}://{origin.netloc}"), self.where,
-                                  p.connect_timeout_s, p.total_timeout_s, min(p.batch_s, BATCH_MAX_S))
+                                  p.connect_timeout_s, min(p.batch_s, BATCH_MAX_S))
         try:
             for line in _lines(self._chunks(first_deadline, total_deadline)):
                 if self.reason:
