@@ -9,7 +9,8 @@ max_requests constraint, a JSON-lines file of prompts, JSON output, HF_HUB_OFFLI
 Per tool: request throughput (completed requests / the benchmark's duration), median TTFT and ITL as each tool
 measures them, and the client's CPU per request. CPU is marginal, so neither tool's start-up counts: the
 difference in CPU between a run of --requests and one of --requests/4, divided by the difference in requests
-(benchwatch: the runner process; guidellm: its process tree, from RUSAGE_CHILDREN).
+(benchwatch: the runner process and its stream worker, started by an untimed warm-up; guidellm: its process
+tree, from RUSAGE_CHILDREN).
 
     .venv/bin/python bench/bench_guidellm.py [--concurrency 16] [--requests 256] [--guidellm /tmp/guidellm-venv/bin/guidellm]
 """
@@ -73,6 +74,9 @@ def main() -> None:
             tmp = Path(td)
             data = dataset(tmp, args.requests)
             small_data = dataset(Path(tempfile.mkdtemp(dir=td)), small)
+            # The runner's stream worker starts once per runner process: start it before either measured run,
+            # so its start-up is in neither (as each guidellm run's start-up cancels out of the difference).
+            run_level(url, dataset(Path(tempfile.mkdtemp(dir=td)), 8), Path(tempfile.mkdtemp(dir=td)), 8, 8)
             bw_small = run_level(url, small_data, Path(tempfile.mkdtemp(dir=td)), small, args.concurrency)
             bw = run_level(url, data, tmp, args.requests, args.concurrency)
             gl_small = guidellm(args.guidellm, url, tmp, small, args.concurrency)
