@@ -128,7 +128,8 @@ class _WorkerLink:
         try:
             # -P: not the working directory first on sys.path, so a folder named like a module cannot shadow it
             proc = subprocess.Popen([sys.executable, "-P", "-m", "benchwatch.stream_worker", str(theirs.fileno())],
-                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL, env=env)
+                                    pass_fds=(theirs.fileno(),), stdin=subprocess.DEVNULL,
+                                    stdout=subprocess.DEVNULL, env=env)  # stderr stays: a crash shows there
         finally:
             theirs.close()
         conn = Connection(ours.detach())
@@ -207,7 +208,17 @@ class _WorkerLink:
 _PACKAGE_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 _WORKER = _WorkerLink()
 atexit.register(_WORKER.close)
-os.register_at_fork(after_in_child=_WORKER.forget)
+
+
+def _after_fork_in_child() -> None:
+    """A forked child has none of the parent's threads: no request of theirs is its own, and a lock one of them
+    held at the fork would never be released."""
+    global _LIVE, _LIVE_LOCK
+    _LIVE, _LIVE_LOCK = weakref.WeakSet(), threading.Lock()
+    _WORKER.forget()
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 @functools.lru_cache(maxsize=64)

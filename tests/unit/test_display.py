@@ -6,7 +6,8 @@ import io
 from rich.console import Console
 
 from benchwatch import events as ev
-from benchwatch.runner.display import TerminalDisplay
+from benchwatch.runner.display import LOG_VIEW_SKIPS, TerminalDisplay
+from benchwatch.state import apply, initial_state
 from tests.unit.test_state import R, scripted_events
 
 
@@ -37,3 +38,16 @@ def test_the_live_panel_draws_the_state_at_its_own_refresh():
     d.close()
     text = out.getvalue()
     assert "model 1/2: m1 (connected)" in text and "dataset: d1" in text and "OK 100.0%" in text
+
+
+def test_the_log_view_skips_only_events_that_cannot_change_what_it_prints():
+    """It does not fold tokens and stages: its counters and models still equal a fold of every event."""
+    d = TerminalDisplay(Console(file=io.StringIO(), width=200))
+    full = initial_state()
+    events = list(scripted_events())
+    assert {e.type for e in events} >= LOG_VIEW_SKIPS  # the script has both kinds, so the skip is exercised
+    for e in events:
+        d.emit(e)
+        full = apply(full, e)
+        assert d.state["counters"] == full["counters"] and d.state["models"] == full["models"]
+    d.close()
