@@ -116,8 +116,10 @@ class _WorkerLink:
             self._send([(verb, rid)])
 
     def _send(self, messages: list[tuple]) -> None:
+        if self._conn is None:
+            return  # closed at exit while a slot was still finishing: nothing to tell
         try:
-            self._conn.send(messages)  # type: ignore[union-attr]
+            self._conn.send(messages)
         except OSError:
             pass  # the worker died: the reading thread fails its requests with the reason
 
@@ -186,8 +188,11 @@ class _WorkerLink:
         if conn is not None:
             # Shut the socket down first: that wakes our reading thread and ends the worker. A bare close does
             # neither while that thread is inside recv() on it.
-            with socket.socket(fileno=os.dup(conn.fileno())) as sock:
-                sock.shutdown(socket.SHUT_RDWR)
+            try:
+                with socket.socket(fileno=os.dup(conn.fileno())) as sock:
+                    sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass  # the worker is gone already
             conn.close()
         if proc is not None:
             try:

@@ -165,3 +165,14 @@ def test_a_forked_child_streams_through_a_worker_of_its_own(server):
     assert [i for i in b.stream(PROMPT, GenParams(64, 0.0, 0)) if isinstance(i, Text)]
     assert worker_pid() == parent_worker
     b.close()
+
+
+def test_closing_after_the_worker_died_and_telling_after_close_are_harmless(server):
+    link = transport._WorkerLink()
+    link.ensure()
+    pid = link._proc.pid  # type: ignore[union-attr]
+    os.kill(pid, signal.SIGKILL)
+    assert gone_within(pid, 2.0)
+    link.close()
+    link.tell("cancel", 12345)  # a slot finishing at exit, after the link closed
+    link.tell("token", 12345)
