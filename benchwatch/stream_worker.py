@@ -7,7 +7,7 @@ event loop does nothing but the HTTP exchanges and the stamps, on an interpreter
 (benchwatch/backends/http.py) the bytes with their times. time.monotonic is the system-wide CLOCK_MONOTONIC on
 Linux, so the stamps compare with the runner's own clock.
 
-It imports nothing of benchwatch beyond this file: it starts in a few hundred milliseconds and stays small.
+It imports nothing of benchwatch beyond this file and transport_words (the standard library only): it starts in a few hundred milliseconds and stays small.
 
 The protocol, lists of tuples over one socket pair (multiprocessing.connection framing, pickled: both ends are
 this program):
@@ -37,21 +37,21 @@ from typing import Any
 
 import aiohttp
 
+from benchwatch import transport_words as words
+
 
 def describe(exc: Exception, where: str, connect_s: float) -> tuple[str, str]:
     """(kind, message) for a failed exchange: a reason a user can act on, naming the server and the setting."""
     if isinstance(exc, aiohttp.ConnectionTimeoutError):
-        return "unavailable", f"cannot reach {where}: no connection within {connect_s:g} s (runner.connect_timeout_s)"
+        return "unavailable", words.no_connection(where, connect_s)
     if isinstance(exc, aiohttp.ClientConnectorError):
-        why = str(exc) or type(exc).__name__
-        if isinstance(exc.os_error, ConnectionRefusedError) or "refused" in why.lower():
-            why = "connection refused (is the server running?)"
-        return "unavailable", f"cannot reach {where}: {why}"
+        return "unavailable", words.cannot_reach(where, str(exc) or type(exc).__name__,
+                                                 isinstance(exc.os_error, ConnectionRefusedError))
     if isinstance(exc, (aiohttp.ClientPayloadError, aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)):
-        return "unavailable", f"{where} closed the connection mid-answer (truncated stream: {exc})"
+        return "unavailable", words.truncated(where, exc)
     if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP at all (a malformed status line or header)
         return "error", f"{where} did not answer in HTTP: {exc.message}"
-    return "error", f"{where}: {type(exc).__name__}: {exc}"
+    return "error", words.other(where, exc)
 
 
 def _ssl_context() -> ssl.SSLContext:

@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterator
 
 import httpx
 
+from .. import transport_words as words
 from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams, Text
 
 RETRY_AFTER_MAX_S = 600.0  # a server asking for a longer wait is waited this long, then asked again
@@ -253,21 +254,17 @@ def make_client() -> httpx.Client:
 
 def describe_transport_error(exc: Exception, where: str, params: GenParams) -> BackendError:
     """A readable reason for a failed small request (httpx); connection failures become BackendUnavailable.
-    Streams are worded by the stream worker (benchwatch/stream_worker.py: describe)."""
+    Streams are worded by the stream worker (benchwatch/stream_worker.py: describe), in the same words."""
     if isinstance(exc, httpx.ConnectTimeout):
-        return BackendUnavailable(f"cannot reach {where}: no connection within {params.connect_timeout_s:g} s "
-                                  "(runner.connect_timeout_s)")
+        return BackendUnavailable(words.no_connection(where, params.connect_timeout_s))
     if isinstance(exc, httpx.ConnectError):
-        why = str(exc) or type(exc).__name__
-        if "refused" in why.lower():
-            why = "connection refused (is the server running?)"
-        return BackendUnavailable(f"cannot reach {where}: {why}")
+        return BackendUnavailable(words.cannot_reach(where, str(exc) or type(exc).__name__))
     if isinstance(exc, httpx.ReadTimeout):
         return BackendError(f"timed out: {where} sent nothing for {params.total_timeout_s:g} s "
                             "(runner.task_timeout_s)")
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
-        return BackendUnavailable(f"{where} closed the connection mid-answer (truncated stream: {exc})")
-    return BackendError(f"{where}: {type(exc).__name__}: {exc}")
+        return BackendUnavailable(words.truncated(where, exc))
+    return BackendError(words.other(where, exc))
 
 
 class StreamedRequest:

@@ -176,3 +176,34 @@ def test_closing_after_the_worker_died_and_telling_after_close_are_harmless(serv
     link.close()
     link.tell("cancel", 12345)  # a slot finishing at exit, after the link closed
     link.tell("token", 12345)
+
+
+@pytest.mark.parametrize("reply", [
+    b"SSH-2.0-OpenSSH_9.6\r\n",                                  # another protocol on the port
+    b"HTTP/1.1 200 OK\r\nContent-Type text/event-stream\r\n\r\n",  # a header without its colon
+    b"\x00\xff" * 64,                                           # bytes
+])
+def test_a_server_that_does_not_answer_in_http_is_an_error_with_the_reason(reply):
+    """A hostile or confused server on the model's port: the attempt is an ERROR saying so, and the worker
+    serves the next request as before."""
+    import socket as sockets
+    listener = sockets.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+
+    def serve_once() -> None:
+        conn, _ = listener.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(reply)
+            time.sleep(0.2)
+
+    t = threading.Thread(target=serve_once, daemon=True)
+    t.start()
+    b = OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=f"http://127.0.0.1:{port}/v1"))
+    pid = worker_pid()
+    with pytest.raises(BackendError, match=rf"127\.0\.0\.1:{port}/v1 did not answer in HTTP: "):
+        list(b.stream(PROMPT, GenParams(64, 0.0, 0, first_token_timeout_s=5, total_timeout_s=5)))
+    t.join(5)
+    listener.close()
+    b.close()
+    assert worker_pid() == pid and psutil.Process(pid).is_running()
