@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import httpx
+import psutil
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -36,10 +37,31 @@ from bench.bench_concurrency import dataset, start_standin  # noqa: E402
 from bench.bench_page import FRAME_RECORDER, pct  # noqa: E402
 from benchwatch import endpoints  # noqa: E402
 from benchwatch import events as ev  # noqa: E402
-from tests.sse_client import messages  # noqa: E402
 from tests.browser.harness import Server, launch_browser  # noqa: E402
 
 PROBE_RUN = "probe"
+
+
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) of a process and all its descendants now alive."""
+    total = 0.0
+    try:
+        root = psutil.Process(pid)
+        procs = [root] + root.children(recursive=True)
+    except psutil.Error:
+        return 0.0
+    for proc in procs:
+        try:
+            total += sum(proc.cpu_times()[:2])
+        except psutil.Error:
+            pass
+    return total
+
+
+def chromium_pids() -> list[int]:
+    """This process's Chromium processes (Playwright's driver starts the browser; both are our descendants)."""
+    return [c.pid for c in psutil.Process().children(recursive=False)
+            if "node" in c.name() or "playwright" in " ".join(c.cmdline())]
 
 
 def probe(server: Server, stop: threading.Event) -> None:
@@ -54,14 +76,16 @@ def probe(server: Server, stop: threading.Event) -> None:
 
 
 def listen(url: str, lat: list[float], stop: threading.Event) -> None:
+    # Hundreds of patches a second pass by: only a line that names the probe is parsed, so this client's own JSON
+    # work (in a process that also drives the browser) does not delay when it notes a probe's arrival.
     with httpx.stream("GET", url + "/api/benchmark/telemetry/stream", timeout=None) as resp:
-        for msg in messages(resp):
+        for line in resp.iter_lines():
             if stop.is_set():
                 return
-            if msg.kind != "patch":
+            if not line.startswith("data:") or '"probe"' not in line:
                 continue
             now = time.time()
-            for op in msg.data["ops"]:
+            for op in json.loads(line[5:]).get("ops", []):
                 # The reducer keeps a sample without its run_id: the probe's is the one marked unavailable "probe".
                 sample = op[2] if op[0] == "push" and op[1] == ["telemetry"] else {}
                 if sample.get("unavailable", {}).get("cpu_pct") == "probe":
@@ -112,8 +136,15 @@ def main() -> None:
                            threading.Thread(target=listen, args=(server.url, lat, stop), daemon=True)]
                 for th in threads:
                     th.start()
+                # Where the two cores go during the window: CPU share (of one core) of each part.
+                parts = {"runner": [runner.pid], "server": [server.proc.pid], "stand-in": [standin.pid],
+                         "chromium": chromium_pids()}
+                cpu0 = {k: sum(tree_cpu_s(pid) for pid in pids) for k, pids in parts.items()}
                 page.evaluate("window.__frames = []; window.__longTasks = 0")
+                t0 = time.monotonic()
                 time.sleep(args.window_s)
+                cpu_share = {k: round((sum(tree_cpu_s(pid) for pid in pids) - cpu0[k]) / (time.monotonic() - t0), 2)
+                             for k, pids in parts.items()}
                 frames = page.evaluate("window.__frames")
                 long_tasks = page.evaluate("window.__longTasks")
                 inflight = page.evaluate("window.benchwatchMonitor.state.slots.inflight.filter(Boolean).length")
@@ -131,6 +162,7 @@ def main() -> None:
                 "frame_ms_p99": pct(frames, .99), "frames": len(frames), "long_tasks": long_tasks,
                 "sse_probe_ms_p50": statistics.median(lat) if lat else None,
                 "sse_probe_ms_p99": pct(lat, .99) if lat else None, "sse_probes": len(lat),
+                "cpu_cores_used": cpu_share,
             }
             print(json.dumps(result, indent=1))
         finally:

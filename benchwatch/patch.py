@@ -51,9 +51,14 @@ def _dict_ops(old: dict[str, Any], new: dict[str, Any], path: list[Any]) -> list
 
 
 def _list_ops(old: list[Any], new: list[Any], path: list[Any]) -> list[Op]:
-    # One item added at the end, the window possibly slid by one (telemetry): push, keep len(new).
-    if new and (new[:-1] == old or (len(new) == len(old) and new[:-1] == old[1:])):
+    # One item added at the end, the window possibly slid by one (telemetry): push, keep len(new). The identity
+    # checks first, so a list of thousands whose one item changed (task pills) is not sliced and compared twice.
+    if new and old and new[-1] is not old[-1] and (
+            (len(new) == len(old) + 1 and new[0] is old[0] and new[:-1] == old)
+            or (len(new) == len(old) and len(old) > 1 and new[0] is old[1] and new[:-1] == old[1:])):
         return [["push", path, new[-1], len(new)]]
+    if new and not old and len(new) == 1:
+        return [["push", path, new[-1], 1]]
     if len(new) == len(old):
         # The reducer replaces only what changed: find the items that are not the same object in C
         # (thousands of task pills per event otherwise), then compare those.

@@ -4,6 +4,7 @@ It folds events through the same reducer as the server, so the terminal and the 
 """
 from __future__ import annotations
 
+import re
 import threading
 from typing import Any
 
@@ -16,11 +17,12 @@ from rich.text import Text
 from ..events import Event
 from ..state import apply, initial_state
 
-VERDICT_STYLE = {"PASS": "green", "FAIL": "red", "ERROR": "magenta"}
 # The log view prints finished tasks and connection changes with the run's counters; a token or a stage changes
 # none of these, and folding them was most of its cost with many tasks in flight (tests/unit/test_display.py
 # checks its counters against a fold of every event).
 LOG_VIEW_SKIPS = frozenset({"token", "stage"})
+# A log line is one line of plain text: a server's error text may hold newlines or terminal escape sequences.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]+")
 
 
 def _pct(v: float | None) -> str:
@@ -52,18 +54,21 @@ class TerminalDisplay:
             if event.type == "task_finished" and not self.live_mode:
                 self._print_line(event)
             elif event.type == "backend_state" and not self.live_mode:
-                # Text, not markup: a server's message may hold brackets ("[Errno 111] Connection refused").
-                self.console.print(Text(f"{event.model}: backend {event.state} {event.detail}", style="dim"))
+                self._log_line(f"{event.model}: backend {event.state} {event.detail}")
 
     def _print_line(self, e: Any) -> None:
         c = self.state["counters"]
         ttft = f"{e.ttft_ms:.0f} ms" if e.ttft_ms is not None else "–"
         tps = f"{e.tokens_per_s:.1f} tok/s" if e.tokens_per_s else "–"
         retry = "" if e.final else " (will retry)"
-        self.console.print(Text.assemble(
-            f"[{c['done']}/{c['total']}] {e.model} · {e.dataset} · {e.task_id} #{e.attempt} ",
-            (e.verdict, VERDICT_STYLE[e.verdict]), f"{retry}  TTFT {ttft}  {tps}",
-            ("  " + e.error, "magenta") if e.error else ""), highlight=False)
+        self._log_line(f"[{c['done']}/{c['total']}] {e.model} · {e.dataset} · {e.task_id} #{e.attempt} {e.verdict}"
+                       f"{retry}  TTFT {ttft}  {tps}" + (f"  {e.error}" if e.error else ""))
+
+    def _log_line(self, text: str) -> None:
+        """One line written as it is (no markup, no wrapping, no styles: not a terminal). Written straight to
+        the console's file: rich's rendering of each line was most of the log view's cost with hundreds of
+        tasks in flight."""
+        self.console.file.write(_CONTROL.sub(" ", text) + "\n")
 
     def _render(self) -> Group:
         s = self.state  # one state (the reducer never changes a state it handed out)

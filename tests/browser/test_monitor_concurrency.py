@@ -89,6 +89,9 @@ def test_32_in_flight(server, browser, shots):
     assert beats == {True, False}
     assert page.locator("#pills-tasks [data-id='t01']").evaluate(
         "e => getComputedStyle(e, '::after').animationName") == "none"
+    # ...and each halo is an outline on an unpositioned pill: a halo coming or going repaints, never lays out.
+    assert page.locator("#pills-tasks [data-id='t01']").evaluate(
+        "e => [getComputedStyle(e).outlineStyle, getComputedStyle(e).position]") == ["solid", "static"]
     expect(page.locator("#pills-tasks [data-id='t33']")).not_to_have_class(re.compile(r"\bhalo\b"))
     # The TPS chart is the aggregate, and says so.
     expect(page.locator(".chart-box[data-chart='tps'] .chart-title")).to_have_text("TPS (output tokens/s, all streams)")

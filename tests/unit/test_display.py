@@ -51,3 +51,20 @@ def test_the_log_view_skips_only_events_that_cannot_change_what_it_prints():
         full = apply(full, e)
         assert d.state["counters"] == full["counters"] and d.state["models"] == full["models"]
     d.close()
+
+
+def test_a_log_line_stays_one_line_of_plain_text_whatever_the_server_said():
+    """An error from a hostile or broken server (newlines, terminal escapes) cannot break or colour the log."""
+    out = io.StringIO()
+    d = TerminalDisplay(Console(file=out, width=40))
+    for e in scripted_events():
+        d.emit(e)
+    t = dict(model="m1", dataset="d1", task_id="t2", attempt=1)
+    long_error = "server said:\nline two\r\x1b[31mred\x1b[0m \x07bell " + "x" * 120
+    d.emit(ev.TaskFinished(run_id=R, seq=101, verdict="ERROR", final=False, detail={}, error=long_error, **t))
+    d.close()
+    text = out.getvalue()
+    assert "\x1b" not in text and "\x07" not in text and "\r" not in text
+    line = [x for x in text.splitlines() if "t2 #1 ERROR" in x]
+    assert len(line) == 1 and line[0].endswith("x" * 120)  # not wrapped at the console's width either
+    assert "server said: line two [31mred [0m  bell" in line[0]
