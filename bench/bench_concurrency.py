@@ -43,6 +43,7 @@ sys.path.insert(0, str(ROOT))
 from benchwatch.config import parse_config  # noqa: E402
 from benchwatch.counting import percentile  # noqa: E402
 from benchwatch.events import to_json  # noqa: E402
+from benchwatch.gc_tuning import freeze_long_lived  # noqa: E402
 from benchwatch.runner import Runner  # noqa: E402
 from benchwatch.runner.display import TerminalDisplay  # noqa: E402
 from benchwatch.store import Store  # noqa: E402
@@ -151,6 +152,7 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="one JSON object per level instead of the table")
     args = ap.parse_args()
     levels = [int(x) for x in args.levels.split(",")]
+    freeze_long_lived()  # as `benchwatch run` does once it is set up
     proc, url = start_standin()
     results = []
     try:

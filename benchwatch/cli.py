@@ -22,6 +22,7 @@ from rich.console import Console
 
 from . import __version__, endpoints
 from .config import Config, ConfigError, Override, ServerConfig, default_config, env_overrides, load_config, parse_config
+from .gc_tuning import freeze_long_lived
 
 DEFAULT_CONFIG = "config.yaml"
 err = Console(stderr=True)
@@ -153,6 +154,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if publisher is not None:
         sinks.append(publisher)
     runner = Runner(cfg, store, sinks, config_path=str(cfg._path) if cfg._path else None)
+    freeze_long_lived()  # no full GC pass over the imports stalls the slots mid-run (gc_tuning.py)
     _stop_on_signals(runner)
     try:
         outcome = runner.run(resume_run_id=args.resume)

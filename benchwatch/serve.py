@@ -14,6 +14,8 @@ from typing import Any, Callable
 
 from gunicorn.app.base import BaseApplication
 
+from .gc_tuning import freeze_long_lived
+
 LOG_MAX_BYTES = 10 * 1024 * 1024
 LOG_BACKUPS = 5
 
@@ -43,7 +45,9 @@ class _Server(BaseApplication):
             self.cfg.set(key, value)
 
     def load(self) -> Any:
-        return self.app_factory()  # in the worker, after gevent has patched the standard library
+        app = self.app_factory()  # in the worker, after gevent has patched the standard library
+        freeze_long_lived()  # no full GC pass over the imports while streams are served (gc_tuning.py)
+        return app
 
 
 def serve(app_factory: Callable[[], Any], host: str, port: int, max_streams: int, log_file: Path,

@@ -150,8 +150,8 @@ export class Charts {
     if (!this.metrics) this._build(metrics);
     this.telemetry = telemetry || [];
     for (const m of this.metrics) this._label(m);
-    // One chart replotted per animation frame: all of them in one frame took ~70 ms on a busy 2-core machine
-    // (a dropped frame every sample); one at a time each new sample reaches every chart within a few frames.
+    // One chart replotted at a time: all of them in one frame took ~70 ms on a busy 2-core machine (a dropped
+    // frame every sample); one at a time each new sample reaches every chart within a few frames.
     for (const m of this.metrics) this.pending.add(m);
     this._pump();
   }
@@ -163,7 +163,9 @@ export class Charts {
     if (this.pumping || !this.pending.size) return;
     this.pumping = true;
     const ready = (m, t) => t - (this.plotted[m.key] ?? -Infinity) >= PLOT_MIN_MS;
-    const frame = () => requestAnimationFrame(() => {
+    // In the frame's idle time where the browser has one (a replot then seldom delays a frame), else the next frame.
+    const idle = window.requestIdleCallback ? (f) => requestIdleCallback(f, { timeout: 250 }) : requestAnimationFrame;
+    const frame = () => idle(() => {
       this.pumping = false;
       const t = performance.now();
       const m = [...this.pending].find((x) => ready(x, t));

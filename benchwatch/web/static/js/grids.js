@@ -7,6 +7,10 @@ const ACTIVE_CALL_STAGES = new Set(["thinking", "streaming", "evaluating"]);  //
 // animations alone took frame time p95 from 17 ms to 350 ms.
 const MANY_HALOS = 8;
 const BEAT_MS = 550;
+// The pills are laid out in rows of as many as fit (recomputed when the grid's width changes). With many tasks in
+// flight each row is a paint-contained box (monitor.css): a changed pill repaints its row, not the thousands of
+// pills around it, and tasks run in plan order, so the changes of a moment sit in a row or two.
+const FALLBACK_COLS = 64;  // while the grid is hidden (no width to measure)
 
 function pill(text, cls, title) {
   const el = document.createElement("div");
@@ -67,6 +71,33 @@ export class TaskGrid {
     this.shown = [];      // "status|verdict|attempt" on screen, to skip unchanged pills
     this.running = new Set();  // indexes whose status is running (for the halo)
     this.haloOn = new Set();
+    this.cols = 0;        // pills per row on screen
+    new ResizeObserver(() => this._rows(false)).observe(box);
+  }
+
+  // How many pills fit in a row: the grid's inner width over the pill's pitch (sizes from the CSS variables).
+  _fit() {
+    const width = this.box.clientWidth;
+    if (!width) return this.cols || FALLBACK_COLS;
+    const cs = getComputedStyle(this.box);
+    const px = (name) => parseFloat(cs.getPropertyValue(name)) || 0;
+    const inner = width - px("padding-left") - px("padding-right") - 2 * px("--room");
+    return Math.max(1, Math.floor((inner + px("--gap")) / (px("--pill") + px("--gap"))));
+  }
+
+  // (Re)build the rows from the pills: on a new grid, or when the width fits another number of pills per row.
+  _rows(force) {
+    const cols = this._fit();
+    if (!force && cols === this.cols) return;
+    this.cols = cols;
+    const frag = document.createDocumentFragment();
+    for (let i = 0; i < this.pills.length; i += cols) {
+      const row = document.createElement("div");
+      row.className = "dot-row";
+      row.append(...this.pills.slice(i, i + cols));
+      frag.append(row);
+    }
+    this.box.replaceChildren(frag);
   }
 
   _paint(i, item) {
@@ -92,15 +123,13 @@ export class TaskGrid {
       this.shown = new Array(items.length);
       this.running.clear();
       this.haloOn.clear();
-      const frag = document.createDocumentFragment();
       for (let i = 0; i < items.length; i++) {
         const el = document.createElement("div");
         el.dataset.id = items[i].id;
         this.pills[i] = el;
         this._paint(i, items[i]);
-        frag.append(el);
       }
-      this.box.replaceChildren(frag);
+      this._rows(true);
     } else if (!dirty || dirty.taskItemsAll) {
       for (let i = 0; i < items.length; i++) this._paint(i, items[i]);
     } else {
