@@ -211,9 +211,18 @@ def initial_state(thermal: dict[str, float] | None = None) -> dict[str, Any]:
 
 
 def _empty_plan() -> dict[str, Any]:
-    # task_ids: dataset -> ids; results: model -> dataset -> task id -> pass|fail|error (final verdicts);
-    # cells: model -> dataset -> {total, done, pass, fail, error}; scrape: model -> its server's /metrics
-    return {"task_ids": {}, "results": {}, "cells": {}, "scrape": {}}
+    # task_ids: dataset -> ids; task_index: dataset -> id -> its position (a dict: a list scan of thousands of
+    # ids per event was a fifth of the server's fold); results: model -> dataset -> task id -> pass|fail|error
+    # (final verdicts); cells: model -> dataset -> {total, done, pass, fail, error}; scrape: model -> its /metrics
+    return {"task_ids": {}, "task_index": {}, "results": {}, "cells": {}, "scrape": {}}
+
+
+def _positions(ids: list[str]) -> dict[str, int]:
+    """id -> position of its first occurrence (as list.index finds it)."""
+    index: dict[str, int] = {}
+    for i, task_id in enumerate(ids):
+        index.setdefault(task_id, i)
+    return index
 
 
 def _counters(t: Tally, total: int = 0) -> dict[str, Any]:
@@ -307,8 +316,9 @@ def _run_started(s: dict[str, Any], e: Any) -> None:
                     "status": _model_status(cells[m.name]), "connection": "unknown",
                     "errors": sum(c["error"] for c in cells[m.name].values())}
                    for i, m in enumerate(e.models)]
-    s[PRIVATE] = {"task_ids": {d.name: list(d.task_ids) for d in e.datasets}, "results": results, "cells": cells,
-                  "scrape": scrape}
+    s[PRIVATE] = {"task_ids": {d.name: list(d.task_ids) for d in e.datasets},
+                  "task_index": {d.name: _positions(d.task_ids) for d in e.datasets},
+                  "results": results, "cells": cells, "scrape": scrape}
     s["datasets"] = [{"name": d.name, "evaluator": d.evaluator, "total": len(d.task_ids), "done": 0,
                       "pass": 0, "fail": 0, "error": 0, "status": "pending"} for d in e.datasets]
     s["tasks"] = {"model": None, "dataset": None, "items": []}
@@ -381,12 +391,9 @@ def _set_task_item(s: dict[str, Any], e: Any, **changes: Any) -> None:
 
 
 def _item_index(s: dict[str, Any], items: list[dict[str, Any]], dataset: str, task_id: str) -> int | None:
-    """Where task_id sits in the grid's items: they are the plan's task ids in order, so list.index (a scan in
-    C) finds it; a Python scan of thousands of items per event was most of the fold's time."""
-    try:
-        i = s[PRIVATE]["task_ids"][dataset].index(task_id)
-    except (KeyError, ValueError):
-        i = None
+    """Where task_id sits in the grid's items: they are the plan's task ids in order, so the plan's index finds
+    it; a Python scan of thousands of items per event was most of the fold's time."""
+    i = s[PRIVATE]["task_index"].get(dataset, {}).get(task_id)
     if i is not None and i < len(items) and items[i]["id"] == task_id:
         return i
     return next((j for j, item in enumerate(items) if item["id"] == task_id), None)
@@ -399,10 +406,13 @@ def _ordinal(names: list[str], name: str) -> list[int | None]:
 
 def _position(s: dict[str, Any], e: Any) -> dict[str, list[int | None]]:
     """Where the task sits in the model x dataset x task matrix (Progress Snapshot card)."""
-    task_ids = s[PRIVATE]["task_ids"].get(e.dataset) or [i["id"] for i in s["tasks"]["items"]]
+    index = s[PRIVATE]["task_index"].get(e.dataset)
+    if index:
+        task = [index[e.task_id] + 1 if e.task_id in index else None, len(s[PRIVATE]["task_ids"][e.dataset])]
+    else:
+        task = _ordinal([i["id"] for i in s["tasks"]["items"]], e.task_id)
     return {"model": _ordinal([m["name"] for m in s["models"]], e.model),
-            "dataset": _ordinal([d["name"] for d in s["datasets"]], e.dataset),
-            "task": _ordinal(task_ids, e.task_id)}
+            "dataset": _ordinal([d["name"] for d in s["datasets"]], e.dataset), "task": task}
 
 
 def _task_started(s: dict[str, Any], e: Any) -> None:

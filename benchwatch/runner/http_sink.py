@@ -10,7 +10,10 @@ skips events it already folded (same run_id, seq not above the last one).
 
 It posts at most every `flush_interval_s` (150 ms): with llama.cpp using every core, each wake-up of this thread
 stalls the model's threads, and posting every 50 ms cost ~10% of tokens/s on 2 cores
-(bench/bench_monitor_overhead.py); the page still updates ~7 times a second.
+(bench/bench_monitor_overhead.py); the page still updates ~7 times a second. A batch holds at most `batch_max`
+(128) events: the server folds one batch at a time, and a bigger one kept everyone else's events (a telemetry
+sample, another client's POST) waiting behind it (64 tasks in flight: batches of up to 500 events held the fold
+for 60 ms).
 """
 from __future__ import annotations
 
@@ -32,7 +35,7 @@ log = logging.getLogger(__name__)
 
 
 class HttpSink:
-    def __init__(self, url: str, token: str, *, max_buffer: int = 20_000, batch_max: int = 500,
+    def __init__(self, url: str, token: str, *, max_buffer: int = 20_000, batch_max: int = 128,
                  flush_interval_s: float = 0.15, timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.2, 5.0),
                  close_timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None):
         self.endpoint = url.rstrip("/") + INGEST_PATH
