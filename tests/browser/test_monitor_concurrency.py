@@ -131,6 +131,23 @@ def test_32_in_flight(server, browser, shots):
     narrow.screenshot(path=str(shots / "monitor-concurrency-32-390.png"))
     narrow.context.close()
 
+    # The grid is laid out in rows of as many pills as fit, in plan order, and re-rowed when its width changes.
+    rows_js = """() => { const box = document.querySelector('#pills-tasks');
+        const rows = [...box.querySelectorAll('.dot-row')];
+        return {width: box.clientWidth, sizes: rows.map((r) => r.children.length),
+                overflow: rows.some((r) => r.scrollWidth > r.clientWidth),
+                ids: [...box.querySelectorAll('.dot')].map((d) => d.dataset.id)}; }"""
+    wide = page.evaluate(rows_js)
+    page.set_viewport_size({"width": 500, "height": 900})
+    page.wait_for_function("() => document.querySelector('#pills-tasks .dot-row').children.length < %d"
+                           % wide["sizes"][0])
+    small = page.evaluate(rows_js)
+    for grid in (wide, small):
+        assert grid["ids"] == IDS and not grid["overflow"]
+        assert sum(grid["sizes"]) == 64 and len(set(grid["sizes"][:-1])) <= 1 and grid["sizes"][-1] <= grid["sizes"][0]
+    assert len(small["sizes"]) > len(wide["sizes"])
+    page.set_viewport_size({"width": 1440, "height": 900})
+
     # Everything finishes: nothing in flight, the card shows the last task.
     done = []
     for tid in IDS[:N]:
