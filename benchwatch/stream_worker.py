@@ -7,7 +7,8 @@ event loop does nothing but the HTTP exchanges and the stamps, on an interpreter
 (benchwatch/backends/http.py) the bytes with their times. time.monotonic is the system-wide CLOCK_MONOTONIC on
 Linux, so the stamps compare with the runner's own clock.
 
-It imports nothing of benchwatch beyond this file and transport_words (the standard library only): it starts in a few hundred milliseconds and stays small.
+Of benchwatch it imports only transport_words (standard library only), and beyond that aiohttp and uvloop: it
+starts in a few hundred milliseconds and stays small.
 
 The protocol, lists of tuples over one socket pair (multiprocessing.connection framing, pickled: both ends are
 this program):
@@ -169,16 +170,22 @@ class StreamWorker:
             self.requests.pop(rid, None)
 
 
+def new_event_loop() -> asyncio.AbstractEventLoop:
+    """uvloop (libuv's loop: a fraction of asyncio's own cost per read, which is most of this process's work)
+    where it is installed, asyncio's own loop otherwise."""
+    try:
+        import uvloop
+        return uvloop.new_event_loop()
+    except ImportError:
+        return asyncio.new_event_loop()
+
+
 def main(fd: int) -> None:
     # Ctrl-C reaches the whole process group: the runner stops the requests it wants stopped, and this process
     # ends with the runner (end of file on the socket), never before it.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     conn = Connection(fd)
-    try:
-        import uvloop  # libuv's loop: a fraction of asyncio's own cost per read, which is most of this process's
-        loop = uvloop.new_event_loop()
-    except ImportError:
-        loop = asyncio.new_event_loop()
+    loop = new_event_loop()
     asyncio.set_event_loop(loop)
     worker = loop.run_until_complete(_make(conn, loop))
 
