@@ -2,7 +2,7 @@
 
 Records the events of a real run (openai backend against the load stand-in, tests/standins/load_openai.py:
 `--tasks` tasks, `--concurrency` in flight), then, as the server's ingest does, parses them from JSON in
-batches of 128 (the runner's sink posts at most that many), folds them into the state and builds each SSE patch
+batches of the most the runner's sink posts at once (128), folds them into the state and builds each SSE patch
 message (benchwatch/server/fold.py FoldLog). Prints the median of `--passes` passes in microseconds per event.
 The fold is what keeps a telemetry sample (or another client) waiting while a batch is folded.
 
@@ -25,21 +25,11 @@ from bench.bench_concurrency import dataset, start_standin  # noqa: E402
 from benchwatch.config import parse_config  # noqa: E402
 from benchwatch.events import parse_events, to_json  # noqa: E402
 from benchwatch.runner import Runner  # noqa: E402
+from benchwatch.runner.http_sink import BATCH_MAX as BATCH  # noqa: E402
+from benchwatch.runner.sinks import MemorySink  # noqa: E402
 from benchwatch.server.fold import FoldLog  # noqa: E402
 from benchwatch.store import Store  # noqa: E402
 
-BATCH = 128
-
-
-class Recorder:
-    def __init__(self) -> None:
-        self.events: list[dict] = []
-
-    def emit(self, event) -> None:
-        self.events.append(to_json(event))
-
-    def close(self) -> None:
-        pass
 
 
 def record(n_tasks: int, concurrency: int) -> list[dict]:
@@ -53,9 +43,9 @@ def record(n_tasks: int, concurrency: int) -> list[dict]:
                 "models": [{"name": "load", "backend": "openai", "base_url": f"{url}/v1"}],
                 "datasets": [{"name": "load", "source": str(dataset(tmp, n_tasks)), "evaluator": "numeric"}],
             })
-            rec = Recorder()
-            Runner(cfg, Store(cfg.store), [rec]).run()
-            return rec.events
+            sink = MemorySink()
+            Runner(cfg, Store(cfg.store), [sink]).run()
+            return [to_json(e) for e in sink.events]
     finally:
         proc.terminate()
         proc.wait()

@@ -34,8 +34,11 @@ from ..events import STATE_CHANGING, Event, to_json
 log = logging.getLogger(__name__)
 
 
+BATCH_MAX = 128  # events a POST holds at most (see above)
+
+
 class HttpSink:
-    def __init__(self, url: str, token: str, *, max_buffer: int = 20_000, batch_max: int = 128,
+    def __init__(self, url: str, token: str, *, max_buffer: int = 20_000, batch_max: int = BATCH_MAX,
                  flush_interval_s: float = 0.15, timeout_s: float = 5.0, backoff_s: tuple[float, float] = (0.2, 5.0),
                  close_timeout_s: float = 5.0, transport: httpx.BaseTransport | None = None):
         self.endpoint = url.rstrip("/") + INGEST_PATH
