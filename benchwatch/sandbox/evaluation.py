@@ -214,12 +214,20 @@ def _drop(rl: dict[str, Any], uid: int | None, group: cgroups.Group | None) -> N
         os.setuid(uid)
 
 
+# CPython 3.11 keeps ast.parse's recursion depth in one counter per interpreter: a thread switch inside a parse
+# (a finalizer run by the collector can give up the GIL) can make it raise "AST constructor recursion depth
+# mismatch". Concurrent runs evaluate in several threads, so parses take turns. Re-entrant: a finalizer on the
+# same thread may parse too.
+_AST_PARSE_LOCK = threading.RLock()
+
+
 @functools.lru_cache(maxsize=512)  # a dataset's tests are instrumented once, not once per model and attempt
 def instrument_tests(test: str) -> str:
     """Count the assertions that pass: `; __bw_tick__()` after every assert statement, on its own line, so the
     line numbers of a failing test stay those of the task's source."""
     import ast
-    tree = ast.parse(test, "<tests>")
+    with _AST_PARSE_LOCK:
+        tree = ast.parse(test, "<tests>")
     lines = test.splitlines(keepends=True)
     ends = sorted(((n.end_lineno, n.end_col_offset) for n in ast.walk(tree) if isinstance(n, ast.Assert)),
                   reverse=True)

@@ -4,6 +4,10 @@ tests that need objects across the boundary are an ERROR unless the task opts in
 same-process mode, and HumanEval-style helpers from the prompt are defined where the tests run."""
 from __future__ import annotations
 
+import gc
+import threading
+import time
+
 import pytest
 
 from benchwatch import sandbox
@@ -26,6 +30,43 @@ def test_instrumenting_keeps_every_line_where_it_was():
     assert len(out.splitlines()) == len(TESTS.splitlines())
     assert out.count("__bw_tick__()") == 5
     compile(out, "<tests>", "exec")
+
+
+class _YieldsOnCollect:
+    """Cyclic garbage whose finalizer gives up the GIL, as subprocess and file objects can."""
+
+    def __init__(self):
+        self.me = self
+
+    def __del__(self):
+        time.sleep(0)
+
+
+def test_instrumenting_from_several_threads_at_once():
+    # CPython 3.11 raised "AST constructor recursion depth mismatch" when a collection inside one thread's parse
+    # let another thread parse (CI saw it evaluating HumanEval in two threads). Frequent collections with
+    # GIL-yielding finalizers make that switch likely: unguarded, this failed every run.
+    errors, source = [], "def check(c):\n" + "".join(f"    assert c([1, [2, (3, 4)]]) == {k}\n" for k in range(20))
+
+    def instrument(n):
+        for i in range(300):
+            [_YieldsOnCollect() for _ in range(5)]
+            try:
+                sandbox.instrument_tests(f"{source}# {n} {i}\n")  # a new text each time: no cache hit
+            except SystemError as e:
+                errors.append(e)
+
+    threshold = gc.get_threshold()
+    gc.set_threshold(20)
+    try:
+        threads = [threading.Thread(target=instrument, args=(n,)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        gc.set_threshold(*threshold)
+    assert errors == []
 
 
 def test_assertions_counted_and_the_failing_line_named():
