@@ -207,3 +207,83 @@ def test_a_server_that_does_not_answer_in_http_is_an_error_with_the_reason(reply
     listener.close()
     b.close()
     assert worker_pid() == pid and psutil.Process(pid).is_running()
+
+
+class _KeepAliveServer:
+    """A raw HTTP/1.1 server on loopback that keeps connections open, answering each request with a short
+    OpenAI-style stream. Its first connection answers `answer_first` requests, then closes as the next one
+    arrives, without answering: what a server's idle timeout does when it fires just as a request comes."""
+
+    BODY = (b'data: {"choices":[{"index":0,"delta":{"content":"5"},"finish_reason":"stop"}]}\n\n'
+            b"data: [DONE]\n\n")
+
+    def __init__(self, answer_first: int):
+        import socket as sockets
+        self.answer_first = answer_first
+        self.listener = sockets.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.requests_per_connection: list[int] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.listener.accept()
+            except OSError:
+                return
+            self.requests_per_connection.append(0)
+            threading.Thread(target=self._serve, args=(conn, len(self.requests_per_connection) - 1),
+                             daemon=True).start()
+
+    def _serve(self, conn, index: int) -> None:
+        with conn:
+            data = b""
+            while True:
+                while b"\r\n\r\n" not in data:
+                    chunk = conn.recv(65536)
+                    if not chunk:
+                        return
+                    data += chunk
+                head, _, data = data.partition(b"\r\n\r\n")
+                length = int(next(line.split(b":")[1] for line in head.split(b"\r\n")
+                                  if line.lower().startswith(b"content-length")))
+                while len(data) < length:
+                    data += conn.recv(65536)
+                data = data[length:]
+                self.requests_per_connection[index] += 1
+                if index == 0 and self.requests_per_connection[0] > self.answer_first:
+                    return  # closed as the request arrived, nothing answered
+                conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s"
+                             % (len(self.BODY), self.BODY))
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+def _answer(b: OpenAIBackend) -> str:
+    return "".join(i.text for i in b.stream(PROMPT, GenParams(64, 0.0, 0, first_token_timeout_s=5,
+                                                                 total_timeout_s=5)) if isinstance(i, Text))
+
+
+def test_connections_are_kept_open_between_requests():
+    server = _KeepAliveServer(answer_first=10)
+    b = OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=f"http://127.0.0.1:{server.port}/v1"))
+    try:
+        assert [_answer(b) for _ in range(3)] == ["5", "5", "5"]
+        assert server.requests_per_connection == [3]
+    finally:
+        b.close()
+        server.close()
+
+
+def test_a_kept_open_connection_the_server_closed_is_sent_again_on_a_new_one():
+    """The server closes the connection as the second request arrives: that request goes out once more, on a
+    new connection, and answers; it is not an ERROR the model never earned."""
+    server = _KeepAliveServer(answer_first=1)
+    b = OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=f"http://127.0.0.1:{server.port}/v1"))
+    try:
+        assert [_answer(b) for _ in range(3)] == ["5", "5", "5"]
+        assert server.requests_per_connection == [2, 2]  # the second request twice: closed, then sent again
+    finally:
+        b.close()
+        server.close()

@@ -1,7 +1,8 @@
 """A STAND-IN OpenAI-compatible server for load benchmarks: one asyncio event loop in its own process, answering
 every request in parallel (no limit) with a fixed, programmable timing: `ttft_ms` from the request's arrival to
 the first token, then `tokens - 1` more tokens `gap_ms` apart (scheduled against the arrival time, so lateness
-does not accumulate), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py.
+does not accumulate), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py. Connections stay open
+between requests (HTTP/1.1 keep-alive, as serving stacks keep them) unless the client sends `Connection: close`.
 
 The answer's last word is the arithmetic answer to "What is A plus B?" so a run gets real PASS verdicts.
 Each request's actual write times (time.monotonic, comparable across processes on Linux) are kept, and
@@ -33,31 +34,11 @@ class LoadServer:
         self.served = 0
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        """Requests on one connection, one after another (HTTP/1.1 keep-alive), until the client closes it or asks
+        for `Connection: close`."""
         try:
-            head = await reader.readuntil(b"\r\n\r\n")
-            arrived = time.monotonic()
-            lines = head.decode("latin-1").split("\r\n")
-            method, path, _ = lines[0].split(" ", 2)
-            length, chunked = 0, False
-            for line in lines[1:]:
-                name, _, value = line.partition(":")
-                if name.strip().lower() == "content-length":
-                    length = int(value)
-                elif name.strip().lower() == "transfer-encoding" and "chunked" in value.lower():
-                    chunked = True
-            raw = await self._chunked(reader) if chunked else (await reader.readexactly(length) if length else b"")
-            body = json.loads(raw) if raw else {}
-            if method == "GET" and path.startswith("/v1/models"):
-                await self._json(writer, {"object": "list", "data": [{"id": "load", "object": "model"}]})
-            elif method == "GET" and path == "/stats":
-                await self._json(writer, self.stats())
-            elif method == "POST" and path == "/reset":
-                self.reset()
-                await self._json(writer, {"reset": True})
-            elif method == "POST" and path == "/v1/chat/completions":
-                await self._chat(writer, body, arrived)
-            else:
-                await self._json(writer, {"error": {"message": "not found"}}, 404)
+            while await self._one(reader, writer):
+                pass
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception as exc:  # a request this stand-in does not understand: say so on stderr
@@ -66,6 +47,37 @@ class LoadServer:
             print(f"load stand-in: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
             writer.close()
+
+    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request; False when the connection is to close after it."""
+        head = await reader.readuntil(b"\r\n\r\n")
+        arrived = time.monotonic()
+        lines = head.decode("latin-1").split("\r\n")
+        method, path, _ = lines[0].split(" ", 2)
+        length, chunked, keep = 0, False, True
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            name = name.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "transfer-encoding" and "chunked" in value.lower():
+                chunked = True
+            elif name == "connection" and value.strip().lower() == "close":
+                keep = False
+        raw = await self._chunked(reader) if chunked else (await reader.readexactly(length) if length else b"")
+        body = json.loads(raw) if raw else {}
+        if method == "GET" and path.startswith("/v1/models"):
+            await self._json(writer, {"object": "list", "data": [{"id": "load", "object": "model"}]})
+        elif method == "GET" and path == "/stats":
+            await self._json(writer, self.stats())
+        elif method == "POST" and path == "/reset":
+            self.reset()
+            await self._json(writer, {"reset": True})
+        elif method == "POST" and path == "/v1/chat/completions":
+            await self._chat(writer, body, arrived)
+        else:
+            await self._json(writer, {"error": {"message": "not found"}}, 404)
+        return keep
 
     @staticmethod
     async def _chunked(reader: asyncio.StreamReader) -> bytes:
@@ -80,7 +92,7 @@ class LoadServer:
     async def _json(self, writer: asyncio.StreamWriter, obj: object, status: int = 200) -> None:
         data = json.dumps(obj).encode()
         writer.write(b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
-                     b"Connection: close\r\n\r\n%s" % (status, len(data), data))
+                     b"\r\n%s" % (status, len(data), data))
         await writer.drain()
 
     async def _chat(self, writer: asyncio.StreamWriter, body: dict, arrived: float) -> None:
@@ -92,8 +104,7 @@ class LoadServer:
                 prompt = " ".join(p.get("text", "") for p in prompt if isinstance(p, dict))
             answer = arithmetic_answer(prompt).split()[-1]
             words = ["tok "] * (self.tokens - 1) + [answer]
-            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n"
-                         b"Connection: close\r\n\r\n")
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n")
             await writer.drain()
             model = body.get("model", "load")
             for i, word in enumerate(words):
