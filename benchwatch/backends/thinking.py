@@ -12,6 +12,8 @@ class ThinkSplitter:
         self._held = ""  # a tail that may be the start of a tag
 
     def feed(self, text: str) -> list[tuple[str, str]]:
+        if not self._held and "<" not in text:  # most pieces: no tag, nor the start of one (tags begin with "<")
+            return [("thinking" if self.inside else "visible", text)] if text else []
         buf, out = self._held + text, []
         self._held = ""
         while buf:

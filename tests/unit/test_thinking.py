@@ -30,3 +30,38 @@ def test_no_tags_is_all_visible():
 
 def test_unclosed_think_stays_thinking():
     assert run(["<think>still going"]) == [("thinking", "still going")]
+
+
+def _reference(text):
+    """What any split of `text` must give: toggle at each complete tag, in one pass over the whole text."""
+    out, inside, i = [], False, 0
+    while True:
+        tag = "</think>" if inside else "<think>"
+        j = text.find(tag, i)
+        if j < 0:
+            out.append(("thinking" if inside else "visible", text[i:]))
+            break
+        out.append(("thinking" if inside else "visible", text[i:j]))
+        i, inside = j + len(tag), not inside
+    merged = []
+    for kind, t in out:
+        if not t:
+            continue
+        if merged and merged[-1][0] == kind:
+            merged[-1] = (kind, merged[-1][1] + t)
+        else:
+            merged.append((kind, t))
+    return merged
+
+
+def test_any_split_of_any_text_gives_the_same_pieces():
+    """Fuzz: texts built of tags, parts of tags, a lone `<` and plain words, cut at random points (the common
+    piece with no `<` takes a short way through the splitter)."""
+    import random
+    rng = random.Random(14)
+    parts = ["<think>", "</think>", "<", "<th", "</thi", "nk>", "think>", "a", "b c ", "é", ">"]
+    for _ in range(2000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randint(0, 12)))
+        cuts = sorted(rng.sample(range(len(text) + 1), min(len(text) + 1, rng.randint(0, 6))))
+        pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)])]
+        assert run(pieces) == _reference(text), (text, pieces)
