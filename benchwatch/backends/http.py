@@ -21,6 +21,7 @@ import json
 import os
 import queue
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -247,9 +248,18 @@ def json_object(text: str, where: str) -> dict[str, Any]:
     return chunk
 
 
+@functools.lru_cache(maxsize=1)
+def _tls_context() -> ssl.SSLContext:
+    """One TLS context for every client of this process, made as httpx makes its own (its CA bundle,
+    SSL_CERT_FILE / SSL_CERT_DIR honoured): loading the CA bundle takes ~30 ms, once per process rather than
+    once per model's backend."""
+    return httpx.create_ssl_context(trust_env=True)
+
+
 def make_client() -> httpx.Client:
     """The client for a backend's small requests (connection checks); streams go through StreamedRequest."""
-    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), follow_redirects=True)
+    return httpx.Client(limits=httpx.Limits(max_keepalive_connections=0), follow_redirects=True,
+                        verify=_tls_context())
 
 
 def describe_transport_error(exc: Exception, where: str, params: GenParams) -> BackendError:
