@@ -127,12 +127,12 @@ class LoadServer:
                 self.late_any.append(late)
                 if i == 0:
                     self.late_first.append(late)
-                if i + 1 < len(words):
-                    loop.call_at(due + self.gap_s, token, i + 1)
+                if i + 1 < len(words):  # a delay from now, not call_at: the loop's clock is as of its last wake-up
+                    loop.call_later(due + self.gap_s - time.monotonic(), token, i + 1)
                 elif not done.done():
                     done.set_result(None)
 
-            loop.call_at(arrived + self.ttft_s, token, 0)
+            loop.call_later(arrived + self.ttft_s - time.monotonic(), token, 0)
             await done
             usage = {"prompt_tokens": len(prompt.split()), "completion_tokens": len(words),
                      "total_tokens": len(prompt.split()) + len(words)}
