@@ -32,13 +32,20 @@ class LoadServer:
         self.in_flight = 0
         self.max_in_flight = 0
         self.served = 0
+        self.idle: set[asyncio.StreamWriter] = set()  # kept-open connections waiting for their next request
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         """Requests on one connection, one after another (HTTP/1.1 keep-alive), until the client closes it or asks
         for `Connection: close`."""
         try:
-            while await self._one(reader, writer):
-                pass
+            while True:
+                self.idle.add(writer)  # between requests: /reset may close it
+                try:
+                    head = await reader.readuntil(b"\r\n\r\n")
+                finally:
+                    self.idle.discard(writer)
+                if not await self._one(head, reader, writer):
+                    break
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception as exc:  # a request this stand-in does not understand: say so on stderr
@@ -48,9 +55,8 @@ class LoadServer:
         finally:
             writer.close()
 
-    async def _one(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
-        """Answer one request; False when the connection is to close after it."""
-        head = await reader.readuntil(b"\r\n\r\n")
+    async def _one(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+        """Answer one request (its head read); False when the connection is to close after it."""
         arrived = time.monotonic()
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
@@ -159,6 +165,10 @@ class LoadServer:
                 "late_any_ms_p50": q(self.late_any, 50), "late_any_ms_p99": q(self.late_any, 99)}
 
     def reset(self) -> None:
+        """A new measurement: counts cleared, and kept-open connections closed, so that the client opens its
+        connections as a run of its own would."""
+        for writer in list(self.idle):
+            writer.close()
         self.late_first.clear()
         self.late_any.clear()
         self.max_in_flight = self.served = 0
