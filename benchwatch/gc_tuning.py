@@ -18,6 +18,7 @@ import gc
 
 YOUNG_THRESHOLD = 10_000  # CPython's default is 700
 
+
 def freeze_long_lived() -> None:
     """Call once, when the process is set up (imports done, app or runner built)."""
     gc.collect()  # the set-up's own cyclic garbage is freed first, not frozen for good

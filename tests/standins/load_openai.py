@@ -1,8 +1,9 @@
 """A STAND-IN OpenAI-compatible server for load benchmarks: one asyncio event loop in its own process, answering
 every request in parallel (no limit) with a fixed, programmable timing: `ttft_ms` from the request's arrival to
 the first token, then `tokens - 1` more tokens `gap_ms` apart (scheduled against the arrival time, so lateness
-does not accumulate), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py. Connections stay open
-between requests (HTTP/1.1 keep-alive, as serving stacks keep them) unless the client sends `Connection: close`.
+does not accumulate), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py.
+Connections stay open between requests (HTTP/1.1 keep-alive, as serving stacks keep them) unless the client sends
+`Connection: close`; POST /reset closes those waiting for their next request.
 
 The answer's last word is the arithmetic answer to "What is A plus B?" so a run gets real PASS verdicts.
 Each request's actual write times (time.monotonic, comparable across processes on Linux) are kept, and
