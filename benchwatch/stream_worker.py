@@ -90,9 +90,12 @@ class StreamWorker:
         # in flight. A request that ends early (cancelled, a deadline) closes its own: aiohttp returns only a
         # connection whose answer was read to its end. limit 0: no cap (runner.concurrency is the cap). The
         # runner looks the proxy up once per host and passes it.
-        self.session = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(limit=0, ssl=_ssl_context()),
-            raise_for_status=False, trace_configs=[trace])
+        tls = _ssl_context()
+        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls),
+                                             raise_for_status=False, trace_configs=[trace])
+        # For the one resend of a request whose kept-open connection was closed under it: always a new connection.
+        self.fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True, ssl=tls),
+                                           raise_for_status=False, trace_configs=[trace])
 
     # -- to the runner: everything said in one loop iteration goes in one message
 
@@ -138,16 +141,17 @@ class StreamWorker:
                     timeout: aiohttp.ClientTimeout) -> aiohttp.ClientResponse:
         """The response's head. A server may close a kept-open connection at any moment (its idle timeout, or
         after every answer without saying so); when the request went out on such a connection and it was closed
-        before any answer, the server never took the request: send it once more, on a new connection."""
-        while True:
-            req.reused = False
-            try:
-                return await self.session.post(url, data=body, headers={"Content-Type": "application/json",
-                                                                         **headers},
-                                               timeout=timeout, proxy=proxy, trace_request_ctx=req.rid)
-            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-                if not req.reused:
-                    raise
+        before any answer, it is sent once more, on a new connection (never more: a server that drops requests
+        does not get each one many times)."""
+        kwargs = {"data": body, "headers": {"Content-Type": "application/json", **headers}, "timeout": timeout,
+                  "proxy": proxy, "trace_request_ctx": req.rid}
+        req.reused = False
+        try:
+            return await self.session.post(url, **kwargs)
+        except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+            if not req.reused:
+                raise
+        return await self.fresh.post(url, **kwargs)
 
     async def fetch(self, req: _Request, url: str, body: bytes, headers: dict[str, str], proxy: str | None,
                     where: str, connect_s: float, batch_s: float) -> None:

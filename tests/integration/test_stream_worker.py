@@ -211,7 +211,7 @@ def test_a_server_that_does_not_answer_in_http_is_an_error_with_the_reason(reply
 
 class _KeepAliveServer:
     """A raw HTTP/1.1 server on loopback that keeps connections open, answering each request with a short
-    OpenAI-style stream. Its first connection answers `answer_first` requests, then closes as the next one
+    OpenAI-style stream. Each connection answers its first `answer_first` requests, then closes as the next one
     arrives, without answering: what a server's idle timeout does when it fires just as a request comes."""
 
     BODY = (b'data: {"choices":[{"index":0,"delta":{"content":"5"},"finish_reason":"stop"}]}\n\n'
@@ -251,7 +251,7 @@ class _KeepAliveServer:
                     data += conn.recv(65536)
                 data = data[length:]
                 self.requests_per_connection[index] += 1
-                if index == 0 and self.requests_per_connection[0] > self.answer_first:
+                if self.requests_per_connection[index] > self.answer_first:
                     return  # closed as the request arrived, nothing answered
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s"
                              % (len(self.BODY), self.BODY))
@@ -276,14 +276,43 @@ def test_connections_are_kept_open_between_requests():
         server.close()
 
 
-def test_a_kept_open_connection_the_server_closed_is_sent_again_on_a_new_one():
-    """The server closes the connection as the second request arrives: that request goes out once more, on a
-    new connection, and answers; it is not an ERROR the model never earned."""
+def test_a_kept_open_connection_the_server_closed_is_sent_again_once_on_a_new_one():
+    """Every connection answers one request and is closed as the next arrives on it: each later request goes out
+    on the kept-open connection, is dropped, and goes out once more on a new connection, which answers. No ERROR
+    the model never earned, and no request sent more than twice."""
     server = _KeepAliveServer(answer_first=1)
     b = OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=f"http://127.0.0.1:{server.port}/v1"))
     try:
         assert [_answer(b) for _ in range(3)] == ["5", "5", "5"]
-        assert server.requests_per_connection == [2, 2]  # the second request twice: closed, then sent again
+        # The first request opens connection 0; the second is dropped on it and answered on a new one (1), which
+        # closes after its answer; the third opens another (2) and is answered there.
+        assert server.requests_per_connection == [2, 1, 1]
+    finally:
+        b.close()
+        server.close()
+
+
+def test_a_request_is_sent_at_most_twice_however_many_kept_open_connections_are_closed():
+    """Three streams at once leave three kept-open connections; the server closes each as its next request
+    arrives. The next request meets one of them, then goes out once more on a new connection, not on the next
+    closed one in turn."""
+    server = _KeepAliveServer(answer_first=1)
+    b = OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=f"http://127.0.0.1:{server.port}/v1"))
+    try:
+        barrier = threading.Barrier(3)
+
+        def one() -> None:
+            barrier.wait()
+            assert _answer(b) == "5"
+
+        threads = [threading.Thread(target=one) for _ in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(10)
+        assert sorted(server.requests_per_connection) == [1, 1, 1]
+        assert _answer(b) == "5"
+        assert sum(server.requests_per_connection) == 3 + 2  # dropped once, answered on a new connection
     finally:
         b.close()
         server.close()
