@@ -31,7 +31,6 @@ from benchwatch.server.fold import FoldLog  # noqa: E402
 from benchwatch.store import Store  # noqa: E402
 
 
-
 def record(n_tasks: int, concurrency: int) -> list[dict]:
     proc, url = start_standin()
     try:

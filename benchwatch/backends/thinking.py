@@ -11,9 +11,14 @@ class ThinkSplitter:
         self.inside = False
         self._held = ""  # a tail that may be the start of a tag
 
+    @property
+    def kind(self) -> str:
+        """The kind of text at this point of the stream."""
+        return "thinking" if self.inside else "visible"
+
     def feed(self, text: str) -> list[tuple[str, str]]:
         if not self._held and "<" not in text:  # most pieces: no tag, nor the start of one (tags begin with "<")
-            return [("thinking" if self.inside else "visible", text)] if text else []
+            return [(self.kind, text)] if text else []
         buf, out = self._held + text, []
         self._held = ""
         while buf:
@@ -21,7 +26,7 @@ class ThinkSplitter:
             idx = buf.find(tag)
             if idx >= 0:
                 if idx:
-                    out.append(("thinking" if self.inside else "visible", buf[:idx]))
+                    out.append((self.kind, buf[:idx]))
                 buf = buf[idx + len(tag):]
                 self.inside = not self.inside
                 continue
@@ -29,11 +34,11 @@ class ThinkSplitter:
             keep = next((k for k in range(min(len(tag) - 1, len(buf)), 0, -1) if tag.startswith(buf[-k:])), 0)
             emit = buf[: len(buf) - keep]
             if emit:
-                out.append(("thinking" if self.inside else "visible", emit))
+                out.append((self.kind, emit))
             self._held = buf[len(buf) - keep:]
             break
         return out
 
     def flush(self) -> list[tuple[str, str]]:
         held, self._held = self._held, ""
-        return [("thinking" if self.inside else "visible", held)] if held else []
+        return [(self.kind, held)] if held else []
