@@ -7,8 +7,8 @@ event loop does nothing but the HTTP exchanges and the stamps, on an interpreter
 (benchwatch/backends/http.py) the bytes with their times. time.monotonic is the system-wide CLOCK_MONOTONIC on
 Linux, so the stamps compare with the runner's own clock.
 
-Of benchwatch it imports only transport_words (standard library only), and beyond that aiohttp and uvloop: it
-starts in a few hundred milliseconds and stays small.
+Of benchwatch it imports only transport_words and tls (standard library and certifi), and beyond that aiohttp and
+uvloop: it starts in a few hundred milliseconds and stays small.
 
 The protocol, lists of tuples over one socket pair (multiprocessing.connection framing, pickled: both ends are
 this program):
@@ -29,7 +29,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import ssl
 import sys
 import threading
 import time
@@ -39,6 +38,7 @@ from typing import Any
 import aiohttp
 
 from benchwatch import transport_words as words
+from benchwatch.tls import client_context
 
 
 def describe(exc: Exception, where: str, connect_s: float) -> tuple[str, str]:
@@ -53,15 +53,6 @@ def describe(exc: Exception, where: str, connect_s: float) -> tuple[str, str]:
     if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP at all (a malformed status line or header)
         return "error", f"{where} did not answer in HTTP: {exc.message}"
     return "error", words.other(where, exc)
-
-
-def _ssl_context() -> ssl.SSLContext:
-    """The same CA bundle as the runner's httpx client (certifi), or the system store without it."""
-    try:
-        import certifi
-        return ssl.create_default_context(cafile=certifi.where())
-    except ImportError:
-        return ssl.create_default_context()
 
 
 class _Request:
@@ -90,7 +81,7 @@ class StreamWorker:
         # in flight. A request that ends early (cancelled, a deadline) closes its own: aiohttp returns only a
         # connection whose answer was read to its end. limit 0: no cap (runner.concurrency is the cap). The
         # runner looks the proxy up once per host and passes it.
-        tls = _ssl_context()
+        tls = client_context()
         self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls),
                                              raise_for_status=False, trace_configs=[trace])
         # For the one resend of a request whose kept-open connection was closed under it: always a new connection.

@@ -35,6 +35,7 @@ from typing import Any, Callable, Iterator
 import httpx
 
 from .. import transport_words as words
+from ..tls import client_context
 from .base import BackendError, BackendThrottled, BackendUnavailable, GenParams, Text
 
 RETRY_AFTER_MAX_S = 600.0  # a server asking for a longer wait is waited this long, then asked again
@@ -250,10 +251,9 @@ def json_object(text: str, where: str) -> dict[str, Any]:
 
 @functools.lru_cache(maxsize=1)
 def _tls_context() -> ssl.SSLContext:
-    """One TLS context for every client of this process, made as httpx makes its own (its CA bundle,
-    SSL_CERT_FILE / SSL_CERT_DIR honoured): loading the CA bundle takes ~30 ms, once per process rather than
-    once per model's backend."""
-    return httpx.create_ssl_context(trust_env=True)
+    """One TLS context for every client of this process: loading the CA bundle takes ~30 ms, once per process
+    rather than once per model's backend."""
+    return client_context()
 
 
 def make_client() -> httpx.Client:
