@@ -14,6 +14,7 @@ Small requests (connection checks) stay on httpx in this process: `make_client` 
 from __future__ import annotations
 
 import atexit
+import collections
 import email.utils
 import functools
 import itertools
@@ -87,11 +88,17 @@ class _WorkerLink:
     died), sends it requests, and hands what comes back to each request's queue from one reading thread."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()  # the connection, the process, sends from many slots
+        self._lock = threading.Lock()  # the connection, the process, the requests; never held across a send
         self._conn: Connection | None = None
         self._proc: subprocess.Popen | None = None
         self._requests: dict[int, tuple[StreamedRequest, Connection]] = {}  # in flight, and on which worker
         self._ids = itertools.count(1)
+        # Messages for the worker, each with the connection it is meant for. Whichever slot finds no send under
+        # way sends everything waiting; the others leave theirs and go on. A slot never waits for another's send
+        # (a system call, made without the interpreter lock): at 256 in flight a lock held across it made about
+        # one slot in two wait at each request.
+        self._outbox: "collections.deque[tuple[Connection, tuple]]" = collections.deque()
+        self._sending = threading.Lock()
 
     def ensure(self) -> None:
         """Start the worker if it is not running (it takes ~0.4 s to import aiohttp; nothing waits for it)."""
@@ -104,27 +111,35 @@ class _WorkerLink:
             if self._conn is None:
                 self._spawn()
             rid = next(self._ids)
-            self._requests[rid] = (req, self._conn)  # type: ignore[assignment]
-            self._send([("start", rid, *fields)])
+            conn = self._conn
+            self._requests[rid] = (req, conn)  # type: ignore[assignment]
+        self._post(conn, ("start", rid, *fields))  # type: ignore[arg-type]
         return rid
 
     def tell(self, verb: str, rid: int) -> None:
         """A one-word message about a request ("token", "cancel"), dropped when it has already ended."""
+        if rid not in self._requests:  # ended (the usual case for the cancel after an answer): no lock to take
+            return
         with self._lock:
-            if verb == "cancel":
-                if self._requests.pop(rid, None) is None:
-                    return
-            elif rid not in self._requests:
-                return
-            self._send([(verb, rid)])
+            entry = self._requests.pop(rid, None) if verb == "cancel" else self._requests.get(rid)
+        if entry is not None:
+            self._post(entry[1], (verb, rid))
 
-    def _send(self, messages: list[tuple]) -> None:
-        if self._conn is None:
-            return  # closed at exit while a slot was still finishing: nothing to tell
-        try:
-            self._conn.send(messages)
-        except OSError:
-            pass  # the worker died: the reading thread fails its requests with the reason
+    def _post(self, conn: Connection, message: tuple) -> None:
+        self._outbox.append((conn, message))
+        # Checked again after each send: a message left while this thread was sending goes out in the next turn.
+        while self._outbox and self._sending.acquire(blocking=False):
+            try:
+                waiting = []
+                while self._outbox:
+                    waiting.append(self._outbox.popleft())
+                for to, group in itertools.groupby(waiting, key=lambda item: item[0]):
+                    try:
+                        to.send([m for _, m in group])
+                    except OSError:
+                        pass  # closed at exit, or the worker died: the reading thread fails its requests
+            finally:
+                self._sending.release()
 
     def _spawn(self) -> None:
         ours, theirs = socket.socketpair()
@@ -174,8 +189,8 @@ class _WorkerLink:
         elif verb == "sent":
             req.sent = message[2]
         else:
-            with self._lock:
-                self._requests.pop(rid, None)
+            # Without the lock: one dict operation is atomic, and only this thread iterates the dict (_read).
+            self._requests.pop(rid, None)
             if verb == "end":
                 req._queue.put(("end", None))
             elif verb == "status":
@@ -207,8 +222,8 @@ class _WorkerLink:
         """In a forked child: the worker belongs to the parent. Close our copy of its socket (so it still ends
         with the parent) and start a worker of our own if this process streams."""
         conn, self._conn, self._proc = self._conn, None, None
-        self._lock = threading.Lock()
-        self._requests = {}
+        self._lock, self._sending = threading.Lock(), threading.Lock()
+        self._requests, self._outbox = {}, collections.deque()
         if conn is not None:
             conn.close()  # our copy only: no shutdown, which would end the parent's exchange too
 
