@@ -91,16 +91,18 @@ run_plans = Table(
 )
 
 RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
-# Many rows in one statement, their ids back in the order given (SQLAlchemy's "insertmanyvalues"): a group of
-# rows committed together costs ~90 µs a row against ~160 µs executed one by one.
-_INSERT_RESULTS = insert(results).returning(results.c.id, sort_by_parameter_order=True)
+# A group of rows goes in as one multi-row INSERT (SQLAlchemy's "insertmanyvalues", turned on for SQLite in
+# Store.__init__). Why it matters with many slots: sqlite3 lets go of the interpreter lock around each step of a
+# statement, and the committing slot then waits its turn to get it back behind every busy slot. A statement per
+# row (executemany) or a row back per step (RETURNING) cost it that wait at each row: a group of 100 took ~1 s
+# beside 4 busy threads, against ~80 ms as one statement (the ids are not needed: nothing reads them).
+_INSERT_RESULTS = insert(results)
 
 
 @dataclass
 class _QueuedRow:
     """A result row waiting for its group's commit."""
     values: dict[str, Any]
-    id: int | None = None
     done: bool = False
     error: BaseException | None = None
 
@@ -113,6 +115,8 @@ class Store:
     def __init__(self, url: str, base_dir: Path | None = None):
         self.url = _resolve_sqlite(url, base_dir)
         self.engine: Engine = create_engine(self.url, future=True)
+        if self.engine.dialect.name == "sqlite":  # one statement for a group of rows (_INSERT_RESULTS)
+            self.engine.dialect.use_insertmanyvalues_wo_returning = True
         # Results written by concurrent slots are committed in groups: a slot whose row arrives while another
         # commit is under way waits for it, then commits every row that queued meanwhile in one transaction
         # (each slot still returns only once its own row is committed). SQLite takes one writer at a time and
@@ -186,7 +190,7 @@ class Store:
         return out
 
     # ---- results
-    def add_result(self, row: dict[str, Any]) -> int:
+    def add_result(self, row: dict[str, Any]) -> None:
         """Insert one task attempt and commit it before returning (durable before announced)."""
         missing = {"run_id", "model", "dataset", "task_id", "attempt", "verdict"} - row.keys()
         if missing:
@@ -201,14 +205,11 @@ class Store:
                 self._commit_group(group)
         if mine.error is not None:
             raise mine.error
-        return mine.id
 
     def _commit_group(self, group: list["_QueuedRow"]) -> None:
         try:
             with self.engine.begin() as c:  # parameters apart from the statement: its compiled form is cached
-                ids = c.execute(_INSERT_RESULTS, [q.values for q in group]).scalars().all()
-            for q, row_id in zip(group, ids):
-                q.id = row_id
+                c.execute(_INSERT_RESULTS, [q.values for q in group])
         except Exception:
             if len(group) == 1:
                 group[0].error, group[0].done = sys.exc_info()[1], True

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, event, inspect
 
-from benchwatch.store import Store, metadata
+from benchwatch.store import RESULT_FIELDS, Store, _QueuedRow, metadata
 
 
 def test_opening_a_store_while_another_process_creates_its_tables(tmp_path):
@@ -48,12 +48,11 @@ def test_results_from_many_slots_at_once_are_each_committed_before_add_result_re
     reader = sqlite3.connect(tmp_path / "r.db", check_same_thread=False)
     reader_lock = threading.Lock()
     missing: list[str] = []
-    ids: list[int] = []
 
     def slot(n: int) -> None:
         for i in range(10):
             task = f"t{n}-{i}"
-            ids.append(store.add_result(_row(run_id, task)))
+            store.add_result(_row(run_id, task))
             with reader_lock:
                 if not reader.execute("select 1 from results where task_id = ?", (task,)).fetchone():
                     missing.append(task)
@@ -64,8 +63,37 @@ def test_results_from_many_slots_at_once_are_each_committed_before_add_result_re
     for t in threads:
         t.join()
     assert not missing
-    assert len(ids) == 320 and len(set(ids)) == 320
-    assert len(store.results(run_id)) == 320
+    assert sorted(r["task_id"] for r in store.results(run_id)) == sorted(f"t{n}-{i}" for n in range(32)
+                                                                         for i in range(10))
+    store.close()
+
+
+def test_a_group_of_rows_is_one_statement_however_large(tmp_path):
+    """A commit of many queued rows is one multi-row INSERT (the committing slot then gives up the interpreter lock
+    a few times, not at each row), split only where SQLite's limit on bound parameters requires; every row and
+    every JSON field comes back as written."""
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    run_id = store.create_run({}, None)
+    inserts: list[str] = []
+
+    def seen(conn, cursor, statement, *args):
+        if "INSERT INTO results" in statement:
+            inserts.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", seen)
+    group = [_QueuedRow({k: _row(run_id, f"t{i}", detail={"i": i}, stages={"done": [i, i]}).get(k)
+                         for k in RESULT_FIELDS}) for i in range(2000)]
+    store._commit_group(group)
+    assert all(q.done and q.error is None for q in group)
+    assert 2 <= len(inserts) <= 4  # ~30 parameters a row, at most 32,766 a statement
+    # Each statement carries many rows (not one run per row), and has no row back per step (RETURNING).
+    assert all(sql.count("(?") >= 500 and "RETURNING" not in sql for sql in inserts)
+    rows = store.results(run_id)
+    assert [(r["task_id"], r["detail"], r["stages"]) for r in rows] == [
+        (f"t{i}", {"i": i}, {"done": [i, i]}) for i in range(2000)]
+    inserts.clear()
+    store.add_result(_row(run_id, "alone"))
+    assert len(inserts) == 1
     store.close()
 
 
