@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from benchwatch.config import parse_config  # noqa: E402
 from benchwatch.counting import percentile  # noqa: E402
-from benchwatch.events import to_json  # noqa: E402
+from benchwatch.events import to_json_text  # noqa: E402
 from benchwatch.gc_tuning import freeze_long_lived  # noqa: E402
 from benchwatch.runner import Runner  # noqa: E402
 from benchwatch.runner.display import TerminalDisplay  # noqa: E402
@@ -59,7 +59,7 @@ class JsonSink:
         self.n = 0
 
     def emit(self, event) -> None:
-        json.dumps(to_json(event))
+        to_json_text(event)
         self.n += 1
 
     def close(self) -> None:

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import collections
 import itertools
-import json
 import logging
 import re
 import threading
@@ -29,7 +28,7 @@ from typing import Any
 import httpx
 
 from ..endpoints import INGEST as INGEST_PATH
-from ..events import STATE_CHANGING, Event, to_json
+from ..events import STATE_CHANGING, Event, to_json_text
 
 log = logging.getLogger(__name__)
 
@@ -150,7 +149,7 @@ class HttpSink:
         items = []
         for i, (_, e) in enumerate(batch):
             try:  # the JSON the server will parse: finite numbers, valid UTF-8
-                items.append(json.dumps(to_json(e), ensure_ascii=False, allow_nan=False).encode("utf-8"))
+                items.append(to_json_text(e).encode("utf-8"))
             except (ValueError, TypeError) as exc:
                 log.error("event %s (seq %s) can't be sent and is skipped: %s", e.type, e.seq, exc)
                 return i

@@ -1,14 +1,13 @@
 """Event sinks: where the runner's events go. A sink must never block or break the run."""
 from __future__ import annotations
 
-import json
 import logging
 import queue
 import threading
 from pathlib import Path
 from typing import IO, Protocol
 
-from ..events import Event, to_json
+from ..events import Event, to_json_text
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +28,7 @@ class JsonlSink:
         self._lock = threading.Lock()
 
     def emit(self, event: Event) -> None:
-        line = json.dumps(to_json(event), ensure_ascii=False)
+        line = to_json_text(event)
         with self._lock:
             self._f.write(line + "\n")
             self._f.flush()

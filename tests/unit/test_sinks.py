@@ -69,3 +69,24 @@ def test_close_delivers_what_was_handed_over_then_closes():
         out.emit(event(i))
     out.close()
     assert [e.seq for e in sink.events] == list(range(1, 21))
+
+
+def test_the_events_file_holds_valid_json_whatever_the_event_carries(tmp_path):
+    """--events-out: a NaN inside a free-form field is written as null (strict JSON readers take the line); an
+    event that cannot be UTF-8 (a lone surrogate from a model's output) is skipped alone and the run goes on."""
+    import json
+
+    from benchwatch.runner.sinks import JsonlSink
+    path = tmp_path / "events.jsonl"
+    out = SafeFanout([JsonlSink(path)])
+    ref = dict(run_id="r", model="m", dataset="d", task_id="t", attempt=1)
+    out.emit(ev.TaskFinished(seq=1, verdict="FAIL", final=True, detail={"score": float("nan"), "inf": float("inf")},
+                             error=None, ttft_ms=None, first_token_ms=None, latency_ms=None, tokens_per_s=None,
+                             completion_tokens=None, stages={}, **ref))
+    out.emit(ev.TokenDelta(seq=2, kind="visible", text="bad \ud800", n_tokens=1, **ref))
+    out.emit(ev.TokenDelta(seq=3, kind="visible", text="good \u00e9", n_tokens=1, **ref))
+    out.close()
+    lines = path.read_text(encoding="utf-8").splitlines()
+    parsed = [json.loads(line, parse_constant=lambda c: (_ for _ in ()).throw(ValueError(c))) for line in lines]
+    assert [p["seq"] for p in parsed] == [1, 3]
+    assert parsed[0]["detail"] == {"score": None, "inf": None} and parsed[1]["text"] == "good \u00e9"
