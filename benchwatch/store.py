@@ -206,6 +206,16 @@ class Store:
         if mine.error is not None:
             raise mine.error
 
+    def add_results(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
+        """Insert and commit several task attempts together; each row's error (None: stored). A bad row costs
+        only itself."""
+        group = [_QueuedRow({k: row.get(k) for k in RESULT_FIELDS}) for row in rows]
+        if not group:
+            return []
+        with self._commit_lock:
+            self._commit_group(group)
+        return [q.error for q in group]
+
     def _commit_group(self, group: list["_QueuedRow"]) -> None:
         try:
             with self.engine.begin() as c:  # parameters apart from the statement: its compiled form is cached

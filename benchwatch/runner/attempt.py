@@ -20,6 +20,7 @@ from ..backends.thinking import ThinkSplitter
 from ..config import DatasetConfig, ModelConfig
 from ..datasets import Task
 from ..evaluators import Evaluator, Verdict
+from .committer import SlotBacklog
 
 THROTTLE_MAX = 20  # 429/503 + Retry-After answers waited through per attempt before it counts as an ERROR
 # With N attempts in flight, each stream's token deltas are coalesced for at least N / this many seconds, so the
@@ -211,14 +212,42 @@ class TaskAttempts:
             "tokens_per_s": rec.tokens_per_s(), "backend_stats": server_stats, **load,
             "started_at": started_wall, "finished_at": time.time(),
         }
-        self.store.add_result(row)  # durable before announced
-        self._task_event(ev.StageChanged, stage="done", at_s=round(end, 6))
-        self._task_event(ev.TaskFinished, verdict=verdict.verdict, final=final, detail=_jsonable(verdict.detail),
-                         error=error, ttft_ms=row["ttft_ms"], first_token_ms=row["first_token_ms"],
-                         latency_ms=row["latency_ms"], tokens_per_s=row["tokens_per_s"],
-                         completion_tokens=st.completion_tokens, stages=row["stages"],
-                         output_tokens=load["output_tokens"], itl_ms=load["itl_ms"], tpot_ms=load["tpot_ms"])
+        model, dataset, task_id, attempt = self._current  # type: ignore[misc]
+        ref = {"model": model, "dataset": dataset, "task_id": task_id, "attempt": attempt}
+        finished = {"verdict": verdict.verdict, "final": final, "detail": _jsonable(verdict.detail), "error": error,
+                    "ttft_ms": row["ttft_ms"], "first_token_ms": row["first_token_ms"],
+                    "latency_ms": row["latency_ms"], "tokens_per_s": row["tokens_per_s"],
+                    "completion_tokens": st.completion_tokens, "stages": row["stages"],
+                    "output_tokens": load["output_tokens"], "itl_ms": load["itl_ms"], "tpot_ms": load["tpot_ms"]}
+
+        def announce() -> None:
+            self.emit(ev.StageChanged, **ref, stage="done", at_s=round(end, 6))
+            self.emit(ev.TaskFinished, **ref, **finished)
+
+        if self._committer is None:
+            self.store.add_result(row)  # durable before announced
+            announce()
+        else:  # the committer stores it, then announces it; this slot goes on (committer.py)
+            self._hand_to_committer(row, announce)
         return verdict.verdict
+
+    def _hand_to_committer(self, row: dict[str, Any], announce: Callable[[], None]) -> None:
+        backlog = getattr(self._local, "backlog", None)
+        if backlog is None:
+            backlog = self._local.backlog = SlotBacklog()
+        on_failure = self._on_store_failure
+
+        def stored(error: BaseException | None) -> None:
+            try:
+                if error is None:
+                    announce()
+                elif on_failure is not None:  # not stored, so not announced: the run stops, as for a slot's error
+                    on_failure(error)
+            finally:
+                backlog.done += 1
+
+        backlog.handed += 1
+        self._committer.commit(row, stored)  # type: ignore[union-attr]
 
     def _generate(self, backend: Backend, messages: list[dict[str, str]], rec: AttemptRecord,
                   at: Callable[[], float], stage: Callable[..., None]) -> None:

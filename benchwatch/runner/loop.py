@@ -18,6 +18,7 @@ from ..datasets import Task, load_dataset
 from ..evaluators import Evaluator, get_evaluator
 from ..store import Store
 from .attempt import TaskAttempts
+from .committer import Committer
 from .sinks import SafeFanout, Sink
 from .slots import RateLimiter, run_slots
 
@@ -47,6 +48,10 @@ class Runner(TaskAttempts):
         self._local = threading.local()  # the attempt each slot (thread) is running
         self._limiter: RateLimiter | None = None
         self._slots = 1  # attempts in flight at most for the model being run
+        # With several slots: the thread that commits and announces results (committer.py), and what to do when
+        # a result cannot be stored (stop the run). None: each attempt commits and announces its own.
+        self._committer: Committer | None = None
+        self._on_store_failure: Callable[[BaseException], None] | None = None
         self._backend_state: dict[str, str] = {}  # model -> last published connection state
 
     @property
@@ -59,9 +64,34 @@ class Runner(TaskAttempts):
 
     # ---- events
     def emit(self, cls: type, **fields: Any) -> None:
+        """Publish an event now; or, from a slot whose last result is not announced yet, after that result
+        (committer.py: a slot's events stay in its own order)."""
+        backlog = getattr(self._local, "backlog", None)
+        committer = self._committer
+        if committer is not None and backlog is not None and backlog.waiting:
+            event = cls(run_id=self.run_id, seq=0, **fields)  # made now: its time is the moment it happened
+
+            def publish() -> None:
+                try:
+                    self._publish(event)
+                finally:
+                    backlog.done += 1
+
+            backlog.handed += 1  # the slot's next events queue behind this one too, until it is out
+            committer.then(publish)
+            return
+        self.emit_now(cls, **fields)
+
+    def emit_now(self, cls: type, **fields: Any) -> None:
+        """Publish an event now, whatever the calling slot has waiting."""
         with self._emit_lock:
             self._seq += 1
             self.out.emit(cls(run_id=self.run_id, seq=self._seq, **fields))
+
+    def _publish(self, event: Any) -> None:
+        with self._emit_lock:
+            self._seq += 1
+            self.out.emit(event.model_copy(update={"seq": self._seq}))
 
     def _task_event(self, cls: type, **fields: Any) -> None:
         model, dataset, task_id, attempt = self._current  # type: ignore[misc]

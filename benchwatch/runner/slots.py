@@ -2,9 +2,10 @@
 
 Each slot is a thread that takes the next task in plan order (across the model's datasets) and runs it with the
 runner's own attempt code: cooling before each task, retries waiting their back-off in the slot, a 429/503 with
-Retry-After waited in the slot. Results are committed by each slot before it announces them. The thread that
-called `run_slots` only waits; a Ctrl-C there stops every slot: each in-flight request's socket is cut, the
-attempts are abandoned (nothing stored for them) and the run ends interrupted. A later `--resume` runs them again.
+Retry-After waited in the slot. A slot hands each result to one committing thread (committer.py), which stores
+it and only then announces it, and goes on to its next task. The thread that called `run_slots` only waits; a
+Ctrl-C there stops every slot: each in-flight request's socket is cut, the attempts are abandoned (nothing stored
+for them; results already handed over are stored) and the run ends interrupted. `--resume` runs the rest.
 """
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from .. import events as ev
 from ..backends import http as http_transport
+from .committer import Committer
 
 if TYPE_CHECKING:
     from .loop import Runner
@@ -66,9 +68,10 @@ def run_slots(runner: "Runner", n: int, mcfg: Any, backend: Any, datasets: list[
         for dcfg in order:
             if dcfg.name not in started:
                 started.add(dcfg.name)
-                runner.emit(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=task_ids[dcfg.name])
+                # Now, not behind the taking slot's last result: other slots may start its tasks at once.
+                runner.emit_now(ev.DatasetStarted, model=mcfg.name, dataset=dcfg.name, task_ids=task_ids[dcfg.name])
                 if left[dcfg.name] == 0:
-                    runner.emit(ev.DatasetFinished, model=mcfg.name, dataset=dcfg.name)
+                    runner.emit_now(ev.DatasetFinished, model=mcfg.name, dataset=dcfg.name)
             if dcfg.name == name:
                 return
 
@@ -86,26 +89,38 @@ def run_slots(runner: "Runner", n: int, mcfg: Any, backend: Any, datasets: list[
             except KeyboardInterrupt:
                 return
             except BaseException as exc:  # the harness failed: stop every slot, the run ends failed
-                failures.append(exc)
-                runner.stop_requested.set()
-                http_transport.abort_all(f"run stopped: {type(exc).__name__}: {exc}")
+                fail(exc)
                 return
             with lock:
                 left[dcfg.name] -= 1
-                if left[dcfg.name] == 0:
-                    runner.emit(ev.DatasetFinished, model=mcfg.name, dataset=dcfg.name)
+                if left[dcfg.name] == 0:  # after the results of all its tasks, every one handed over by now
+                    committer.then(lambda name=dcfg.name: runner.emit(ev.DatasetFinished, model=mcfg.name,
+                                                                      dataset=name))
 
+    def fail(exc: BaseException) -> None:
+        failures.append(exc)
+        runner.stop_requested.set()
+        http_transport.abort_all(f"run stopped: {type(exc).__name__}: {exc}")
+
+    committer = runner._committer = Committer(runner.store)
+    runner._on_store_failure = fail  # a result the store refused: the run stops and fails, nothing announced
     threads = [threading.Thread(target=slot, name=f"benchwatch-slot-{i + 1}", daemon=True)
                for i in range(min(n, len(queue)))]
-    for t in threads:
-        t.start()
     try:
         for t in threads:
-            while t.is_alive():
-                t.join(0.25)  # short joins: Ctrl-C reaches this thread between them
-    except KeyboardInterrupt:
-        stop_slots(runner, threads)
-        raise
+            t.start()
+        try:
+            for t in threads:
+                while t.is_alive():
+                    t.join(0.25)  # short joins: Ctrl-C reaches this thread between them
+        except KeyboardInterrupt:
+            stop_slots(runner, threads)
+            raise
+    finally:
+        # Every result handed over is stored and announced before the run goes on or ends (a Ctrl-C included:
+        # attempts that were complete keep their results).
+        committer.close()
+        runner._committer = runner._on_store_failure = None
     if failures:
         raise failures[0]
     if runner.stop_requested.is_set():  # SIGTERM's handler set it in a slot-less moment

@@ -14,6 +14,7 @@ import pytest
 
 from benchwatch import events as ev
 from benchwatch.state import replay
+from benchwatch.store import Store
 from tests.conftest import PYTHON, cli_env
 from tests.standins.base import Behaviour
 from tests.standins.harness import run
@@ -62,6 +63,83 @@ def test_slots_run_in_parallel_in_plan_order(tmp_path, server):
     state = replay(events)
     assert state["slots"]["inflight"] == [None] * 8 and state["slots"]["n"] == 8
     assert state["counters"]["done"] == 24 and state["counters"]["pass"] == 24
+
+
+class SlowStore(Store):
+    """The real store on a slow disk (each commit 30 ms later): slots finish answers far faster than their
+    results are stored, so any announcement made before its commit, or any slot running ahead of its own
+    results, would show."""
+
+    def add_results(self, rows):
+        time.sleep(0.03)
+        return super().add_results(rows)
+
+
+def test_every_result_is_stored_before_it_is_announced_and_each_slots_events_keep_their_order(tmp_path, server):
+    server.behaviours["m"] = Behaviour(first_delay_s=0.02, delay_s=0.002)
+    db = tmp_path / "bench.db"
+    announced_unstored: list[str] = []
+    con: list[sqlite3.Connection] = []
+
+    def check(e):
+        if isinstance(e, ev.TaskFinished):
+            if not con:
+                con.append(sqlite3.connect(db, check_same_thread=False))
+            row = con[0].execute("select verdict from results where task_id = ? and attempt = ?",
+                                 (e.task_id, e.attempt)).fetchone()
+            if row is None or row[0] != e.verdict:
+                announced_unstored.append(e.task_id)
+
+    ids = [f"arith-{i:02d}" for i in range(1, 29)]  # every task of the built-in set
+    outcome, rows, events = run(tmp_path, [model(server)], ids, on_event=check, store_class=SlowStore,
+                                concurrency=8)
+    assert outcome.status == "finished" and len(finals(rows)) == 28
+    assert not announced_unstored
+    assert [e.seq for e in events] == sorted(e.seq for e in events) and len({e.seq for e in events}) == len(events)
+    # At most 8 tasks between task_started and task_finished at any moment of the published stream.
+    open_now, most = set(), 0
+    for e in events:
+        if isinstance(e, ev.TaskStarted):
+            open_now.add((e.task_id, e.attempt))
+        elif isinstance(e, ev.TaskFinished):
+            open_now.discard((e.task_id, e.attempt))
+        most = max(most, len(open_now))
+    assert most <= 8 and not open_now
+    # Each attempt's events in the order it made them: started, its stages, done, finished.
+    for tid in ids:
+        mine = [e for e in events if getattr(e, "task_id", None) == tid]
+        assert isinstance(mine[0], ev.TaskStarted) and isinstance(mine[-1], ev.TaskFinished)
+        stages = [e.stage for e in mine if isinstance(e, ev.StageChanged)]
+        assert stages == ["cooling", "thinking", "streaming", "evaluating", "done"], (tid, stages)
+        assert [e.at_s for e in mine if isinstance(e, ev.StageChanged)] == sorted(
+            e.at_s for e in mine if isinstance(e, ev.StageChanged))
+    last_finished = max(i for i, e in enumerate(events) if isinstance(e, ev.TaskFinished))
+    dataset_finished = next(i for i, e in enumerate(events) if isinstance(e, ev.DatasetFinished))
+    assert dataset_finished > last_finished
+    state = replay(events)
+    assert state["slots"]["inflight"] == [None] * 8 and state["counters"]["done"] == 28
+
+
+class RefusingStore(Store):
+    """The real store, refusing one row as a full disk would (the error sqlite3 raises for it)."""
+
+    def add_results(self, rows):
+        kept = [r for r in rows if r["task_id"] != "arith-05"]
+        errors = iter(super().add_results(kept))
+        return [sqlite3.OperationalError("database or disk is full") if r["task_id"] == "arith-05"
+                else next(errors) for r in rows]
+
+
+def test_a_result_the_store_refuses_stops_the_run_failed_and_is_never_announced(tmp_path, server):
+    server.behaviours["m"] = Behaviour(first_delay_s=0.05, delay_s=0.01)
+    outcome, rows, events = run(tmp_path, [model(server)], IDS, store_class=RefusingStore, concurrency=4)
+    assert outcome.status == "failed"
+    run_row = sqlite3.connect(tmp_path / "bench.db").execute("select status, detail from runs").fetchone()
+    assert run_row[0] == "failed" and "disk is full" in run_row[1]
+    finished = {e.task_id for e in events if isinstance(e, ev.TaskFinished)}
+    assert "arith-05" not in finished and "arith-05" not in {r["task_id"] for r in rows}
+    assert finished <= {r["task_id"] for r in rows}  # whatever was announced is stored
+    assert isinstance(events[-1], ev.RunFinished) and events[-1].status == "failed"
 
 
 def test_concurrency_1_is_one_at_a_time(tmp_path, server):

@@ -24,7 +24,8 @@ class CallbackSink(MemorySink):
             self.on_event(event)
 
 
-def run(tmp_path: Path, models: list[dict[str, Any]], ids: list[str], on_event=None, **runner: Any):
+def run(tmp_path: Path, models: list[dict[str, Any]], ids: list[str], on_event=None, store_class=Store,
+        **runner: Any):
     tmp_path.mkdir(parents=True, exist_ok=True)
     cfg = parse_config({
         "store": f"sqlite:///{tmp_path / 'bench.db'}",
@@ -33,7 +34,7 @@ def run(tmp_path: Path, models: list[dict[str, Any]], ids: list[str], on_event=N
         "models": models,
         "datasets": [{"name": "arith", "source": "builtin:arithmetic", "evaluator": "numeric", "ids": ids}],
     })
-    store = Store(cfg.store)
+    store = store_class(cfg.store)
     sink = CallbackSink(on_event)
     outcome = Runner(cfg, store, [sink]).run()
     return outcome, store.results(outcome.run_id), sink.events
