@@ -117,9 +117,10 @@ class Store:
         self.engine: Engine = create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":  # one statement for a group of rows (_INSERT_RESULTS)
             self.engine.dialect.use_insertmanyvalues_wo_returning = True
-        # Results written by concurrent slots are committed in groups: a slot whose row arrives while another
+        # Concurrent runs hand their results to one committing thread (runner/committer.py: add_results). Rows
+        # written by concurrent callers of add_result are committed in groups: a caller whose row arrives while another
         # commit is under way waits for it, then commits every row that queued meanwhile in one transaction
-        # (each slot still returns only once its own row is committed). SQLite takes one writer at a time and
+        # (each still returns only once its own row is committed). SQLite takes one writer at a time and
         # separate connections would wait in its busy handler, which sleeps in growing steps: at 64 in flight
         # a commit took 84 ms at p90 that way (bench/bench_concurrency.py).
         self._commit_lock = threading.Lock()
