@@ -11,13 +11,16 @@ serialises every event to JSON as the HTTP publisher does) runs `--tasks` tasks 
   of the absolute error. The stand-in's own lateness (how late it wrote each token against its schedule) is
   printed beside it: that part of the error is the stand-in's, not the runner's.
 - Client CPU: user+system CPU per request of the runner process and its stream worker process.
+- With --breakdown, each first token's error split in three (one clock, CLOCK_MONOTONIC, in all three
+  processes): the request's way to the stand-in (worker's sent stamp -> the stand-in read its head), the
+  stand-in's lateness, and the way back (the stand-in wrote it -> the worker stamped it).
 
 Before the levels, an untimed warm-up (8 tasks) starts the runner's stream worker process, once per runner
 process as in `benchwatch run` (where its start overlaps the connection check); its time is printed apart. A
 level with any ERROR attempt stops the bench: a failed run says nothing about speed.
 
     .venv/bin/python bench/bench_concurrency.py [--tasks 512] [--levels 1,16,64,256] [--display plain|live|none]
-                                                [--json]
+                                                [--json] [--breakdown]
 """
 from __future__ import annotations
 
@@ -103,6 +106,43 @@ def client_cpu_s() -> float:
     return total
 
 
+FIRST_TOKEN_STAMPS: dict[str, tuple[float, float]] = {}  # prompt -> the worker's (sent, first token arrived)
+
+
+def stamp_first_tokens() -> None:
+    """--breakdown: note, for each request, when the stream worker sent it and when its first token arrived (the
+    stamps TTFT is measured from). A wrapper around the backend's stream, in this process only."""
+    from benchwatch.backends import Text
+    from benchwatch.backends.openai_compat import OpenAIBackend
+    stream = OpenAIBackend.stream
+
+    def noting(self, messages, params):
+        noted = False
+        for item in stream(self, messages, params):
+            if not noted and isinstance(item, Text) and item.text and item.sent is not None:
+                FIRST_TOKEN_STAMPS[messages[-1]["content"]] = (item.sent, item.arrived)
+                noted = True
+            yield item
+
+    OpenAIBackend.stream = noting
+
+
+def ttft_breakdown(url: str) -> dict:
+    """Each TTFT's error split in three, from the worker's stamps and the stand-in's (one clock, CLOCK_MONOTONIC):
+    the request's way to the stand-in (sent -> its head read there), the stand-in's lateness (its first token
+    written after arrival + TTFT), and the way back (written -> stamped by the worker)."""
+    there = httpx.get(f"{url}/timeline").json()
+    way_in, way_back = [], []
+    for prompt, (sent, arrived) in FIRST_TOKEN_STAMPS.items():
+        if prompt in there:
+            head_read, written = there[prompt]
+            way_in.append((head_read - sent) * 1000)
+            way_back.append((arrived - written) * 1000)
+    FIRST_TOKEN_STAMPS.clear()
+    return {"ttft_way_in_ms_p50": percentile(way_in, 50), "ttft_way_in_ms_p99": percentile(way_in, 99),
+            "ttft_way_back_ms_p50": percentile(way_back, 50), "ttft_way_back_ms_p99": percentile(way_back, 99)}
+
+
 def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int, display: str = "plain") -> dict:
     cfg = parse_config({
         "store": f"sqlite:///{tmp / f'c{level}.db'}",
@@ -140,7 +180,8 @@ def run_level(url: str, data: Path, tmp: Path, n_tasks: int, level: int, display
             "itl_err_ms_p50": percentile(itl_err, 50), "itl_err_ms_p99": percentile(itl_err, 99),
             "standin_late_first_ms_p50": server["late_first_ms_p50"],
             "standin_late_first_ms_p99": server["late_first_ms_p99"],
-            "standin_late_any_ms_p99": server["late_any_ms_p99"]}
+            "standin_late_any_ms_p99": server["late_any_ms_p99"],
+            **(ttft_breakdown(url) if FIRST_TOKEN_STAMPS else {})}
 
 
 def main() -> None:
@@ -150,7 +191,12 @@ def main() -> None:
     ap.add_argument("--display", choices=["plain", "live", "none"], default="plain",
                     help="benchwatch run's terminal display: as in a log (default), on a terminal, or none")
     ap.add_argument("--json", action="store_true", help="one JSON object per level instead of the table")
+    ap.add_argument("--breakdown", action="store_true",
+                    help="split each TTFT error into the request's way to the stand-in, the stand-in's lateness and "
+                         "the way back (wraps the backend's stream in this process)")
     args = ap.parse_args()
+    if args.breakdown:
+        stamp_first_tokens()
     levels = [int(x) for x in args.levels.split(",")]
     freeze_long_lived()  # as `benchwatch run` does once it is set up
     proc, url = start_standin()
@@ -189,6 +235,12 @@ def main() -> None:
               f"{f(r['ttft_err_ms_p50'], 2) + ' / ' + f(r['ttft_err_ms_p99'], 2):>20} "
               f"{f(r['itl_err_ms_p50'], 2) + ' / ' + f(r['itl_err_ms_p99'], 2):>19} "
               f"{f(r['standin_late_first_ms_p50'], 2) + ' / ' + f(r['standin_late_first_ms_p99'], 2):>22}")
+    if args.breakdown:
+        print("first token, split (ms, p50 / p99): request to the stand-in | stand-in late | back to the worker")
+        for r in results:
+            print(f"{r['concurrency']:>4} {f(r['ttft_way_in_ms_p50'], 2)} / {f(r['ttft_way_in_ms_p99'], 2)} | "
+                  f"{f(r['standin_late_first_ms_p50'], 2)} / {f(r['standin_late_first_ms_p99'], 2)} | "
+                  f"{f(r['ttft_way_back_ms_p50'], 2)} / {f(r['ttft_way_back_ms_p99'], 2)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ Connections stay open between requests (HTTP/1.1 keep-alive, as serving stacks k
 
 The answer's last word is the arithmetic answer to "What is A plus B?" so a run gets real PASS verdicts.
 Each request's actual write times (time.monotonic, comparable across processes on Linux) are kept, and
-GET /stats returns how late the server itself was (the benchmark subtracts nothing: it reports both).
+GET /stats returns how late the server itself was (the benchmark subtracts nothing: it reports both);
+GET /timeline gives each prompt's arrival and first-token write times.
 
     python -m tests.standins.load_openai --port 0 --ttft-ms 300 --tokens 20 --gap-ms 25
 prints `listening PORT` on stdout when ready.
@@ -30,6 +31,9 @@ class LoadServer:
         self.ttft_s, self.tokens, self.gap_s = ttft_ms / 1000.0, tokens, gap_ms / 1000.0
         self.late_first: list[float] = []  # seconds the first token was written after its scheduled time
         self.late_any: list[float] = []
+        # prompt -> (when its request's head was read, when its first token was written), GET /timeline: with the
+        # client's own stamps they split a TTFT error into the request's way here, this server, and the way back.
+        self.timeline: dict[str, tuple[float, float]] = {}
         self.in_flight = 0
         self.max_in_flight = 0
         self.served = 0
@@ -77,6 +81,8 @@ class LoadServer:
             await self._json(writer, {"object": "list", "data": [{"id": "load", "object": "model"}]})
         elif method == "GET" and path == "/stats":
             await self._json(writer, self.stats())
+        elif method == "GET" and path == "/timeline":
+            await self._json(writer, self.timeline)
         elif method == "POST" and path == "/reset":
             self.reset()
             await self._json(writer, {"reset": True})
@@ -130,10 +136,12 @@ class LoadServer:
                     if not done.done():
                         done.set_exception(exc)
                     return
-                late = time.monotonic() - due
+                written = time.monotonic()
+                late = written - due
                 self.late_any.append(late)
                 if i == 0:
                     self.late_first.append(late)
+                    self.timeline[prompt] = (arrived, written)
                 if i + 1 < len(words):  # a delay from now, not call_at: the loop's clock is as of its last wake-up
                     loop.call_later(due + self.gap_s - time.monotonic(), token, i + 1)
                 elif not done.done():
@@ -172,6 +180,7 @@ class LoadServer:
             writer.close()
         self.late_first.clear()
         self.late_any.clear()
+        self.timeline.clear()
         self.max_in_flight = self.served = 0
 
 
