@@ -26,6 +26,20 @@ from benchwatch.stream_worker import new_event_loop
 from tests.standins.base import arithmetic_answer
 
 
+class StampingReader(asyncio.StreamReader):
+    """A connection's reader that notes when the bytes of the next request began to arrive: in the loop's read
+    callback, before the handler's coroutine gets its turn. With hundreds of requests arriving at once, the
+    handler reads them one after another, and a stamp taken there would be late by the others' handling: the
+    first token would then come that much later than `ttft_ms` after the request really arrived."""
+
+    arrived: float | None = None
+
+    def feed_data(self, data: bytes) -> None:
+        if self.arrived is None:
+            self.arrived = time.monotonic()
+        super().feed_data(data)
+
+
 class LoadServer:
     def __init__(self, ttft_ms: float, tokens: int, gap_ms: float):
         self.ttft_s, self.tokens, self.gap_s = ttft_ms / 1000.0, tokens, gap_ms / 1000.0
@@ -51,6 +65,7 @@ class LoadServer:
                     self.idle.discard(writer)
                 if not await self._one(head, reader, writer):
                     break
+                reader.arrived = None  # what comes next is the next request's
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception as exc:  # a request this stand-in does not understand: say so on stderr
@@ -62,7 +77,7 @@ class LoadServer:
 
     async def _one(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
         """Answer one request (its head read); False when the connection is to close after it."""
-        arrived = time.monotonic()
+        arrived = getattr(reader, "arrived", None) or time.monotonic()
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         length, chunked, keep = 0, False, True
@@ -196,7 +211,9 @@ async def main(argv: list[str] | None = None) -> None:
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await server.handle(reader, writer)
 
-    srv = await asyncio.start_server(handle, "127.0.0.1", args.port, backlog=4096)
+    loop = asyncio.get_running_loop()
+    srv = await loop.create_server(lambda: asyncio.StreamReaderProtocol(StampingReader(limit=2 ** 16), handle),
+                                   "127.0.0.1", args.port, backlog=4096)
     port = srv.sockets[0].getsockname()[1]
     print(f"listening {port}", flush=True)
     async with srv:
