@@ -73,7 +73,10 @@ class Committer:
             closing = items[-1] is None
             work = [item for item in items if item is not None]
             rows = [row for row, _ in work if row is not None]
-            errors = iter(self.store.add_results(rows) if rows else [])
+            try:
+                errors = iter(self.store.add_results(rows) if rows else [])
+            except Exception as exc:  # the store itself failed: every row of the batch has that error
+                errors = iter([exc] * len(rows))
             for row, call in work:
                 try:
                     call(next(errors)) if row is not None else call()
