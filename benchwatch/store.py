@@ -91,6 +91,7 @@ run_plans = Table(
 )
 
 RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
+_REQUIRED = {"run_id", "model", "dataset", "task_id", "attempt", "verdict"}  # a row without them is the caller's bug
 # A group of rows goes in as one multi-row INSERT (SQLAlchemy's "insertmanyvalues", turned on for SQLite in
 # Store.__init__). Why it matters with many slots: sqlite3 lets go of the interpreter lock around each step of a
 # statement, and the committing slot then waits its turn to get it back behind every busy slot. A statement per
@@ -117,15 +118,11 @@ class Store:
         self.engine: Engine = create_engine(self.url, future=True)
         if self.engine.dialect.name == "sqlite":  # one statement for a group of rows (_INSERT_RESULTS)
             self.engine.dialect.use_insertmanyvalues_wo_returning = True
-        # Concurrent runs hand their results to one committing thread (runner/committer.py: add_results). Rows
-        # written by concurrent callers of add_result are committed in groups: a caller whose row arrives while another
-        # commit is under way waits for it, then commits every row that queued meanwhile in one transaction
-        # (each still returns only once its own row is committed). SQLite takes one writer at a time and
-        # separate connections would wait in its busy handler, which sleeps in growing steps: at 64 in flight
-        # a commit took 84 ms at p90 that way (bench/bench_concurrency.py).
+        # One writer at a time in this process. Concurrent runs hand their results to one committing thread
+        # (runner/committer.py), which commits each batch in one transaction (add_results). SQLite takes one
+        # writer at a time, and separate connections would wait in its busy handler, which sleeps in growing
+        # steps: at 64 in flight a commit took 84 ms at p90 that way (bench/bench_concurrency.py).
         self._commit_lock = threading.Lock()
-        self._queued: list[_QueuedRow] = []
-        self._queued_lock = threading.Lock()
         if self.engine.dialect.name == "sqlite":
             event.listen(self.engine, "connect", _sqlite_pragmas)
         try:
@@ -193,29 +190,25 @@ class Store:
     # ---- results
     def add_result(self, row: dict[str, Any]) -> None:
         """Insert one task attempt and commit it before returning (durable before announced)."""
-        missing = {"run_id", "model", "dataset", "task_id", "attempt", "verdict"} - row.keys()
-        if missing:
-            raise ValueError(f"result row is missing {sorted(missing)}")
-        mine = _QueuedRow({k: row.get(k) for k in RESULT_FIELDS})
-        with self._queued_lock:
-            self._queued.append(mine)
-        with self._commit_lock:
-            if not mine.done:  # no one took it along in their commit: commit it and every row queued since
-                with self._queued_lock:
-                    group, self._queued = self._queued, []
-                self._commit_group(group)
-        if mine.error is not None:
-            raise mine.error
+        error = self.add_results([row])[0]
+        if error is not None:
+            raise error
 
     def add_results(self, rows: list[dict[str, Any]]) -> list[BaseException | None]:
         """Insert and commit several task attempts together; each row's error (None: stored). A bad row costs
         only itself."""
-        group = [_QueuedRow({k: row.get(k) for k in RESULT_FIELDS}) for row in rows]
-        if not group:
-            return []
-        with self._commit_lock:
-            self._commit_group(group)
-        return [q.error for q in group]
+        errors: list[BaseException | None] = []
+        group = []
+        for row in rows:
+            missing = _REQUIRED - row.keys()
+            errors.append(ValueError(f"result row is missing {sorted(missing)}") if missing else None)
+            if not missing:
+                group.append(_QueuedRow({k: row.get(k) for k in RESULT_FIELDS}))
+        if group:
+            with self._commit_lock:
+                self._commit_group(group)
+        committed = iter(group)
+        return [error if error is not None else next(committed).error for error in errors]
 
     def _commit_group(self, group: list["_QueuedRow"]) -> None:
         try:
