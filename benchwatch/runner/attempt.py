@@ -238,16 +238,12 @@ class TaskAttempts:
         on_failure = self._on_store_failure
 
         def stored(error: BaseException | None) -> None:
-            try:
-                if error is None:
-                    announce()
-                elif on_failure is not None:  # not stored, so not announced: the run stops, as for a slot's error
-                    on_failure(error)
-            finally:
-                backlog.done += 1
+            if error is None:
+                announce()
+            elif on_failure is not None:  # not stored, so not announced: the run stops, as for a slot's error
+                on_failure(error)
 
-        backlog.handed += 1
-        self._committer.commit(row, stored)  # type: ignore[union-attr]
+        self._committer.commit(row, stored, backlog)  # type: ignore[union-attr]
 
     def _generate(self, backend: Backend, messages: list[dict[str, str]], rec: AttemptRecord,
                   at: Callable[[], float], stage: Callable[..., None]) -> None:

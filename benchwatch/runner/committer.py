@@ -42,19 +42,24 @@ class SlotBacklog:
 class Committer:
     def __init__(self, store: Store):
         self.store = store
-        self._queue: "queue.SimpleQueue[tuple[dict[str, Any] | None, Callable[..., None]] | None]" = \
-            queue.SimpleQueue()
+        self._queue: "queue.SimpleQueue[tuple[dict[str, Any] | None, Callable[..., None], SlotBacklog | None] | None]" \
+            = queue.SimpleQueue()
         self._thread = threading.Thread(target=self._run, name="benchwatch-commits", daemon=True)
         self._thread.start()
 
-    def commit(self, row: dict[str, Any], announce: Callable[[BaseException | None], None]) -> None:
+    def commit(self, row: dict[str, Any], announce: Callable[[BaseException | None], None],
+               backlog: SlotBacklog) -> None:
         """Store `row`, then call `announce(None)`, or `announce(error)` when it could not be stored (in this
-        thread), after everything handed over before."""
-        self._queue.put((row, announce))
+        thread), after everything handed over before. Counted in the handing slot's `backlog`."""
+        backlog.handed += 1
+        self._queue.put((row, announce, backlog))
 
-    def then(self, call: Callable[[], None]) -> None:
-        """Call `call` (in this thread) once everything handed over before it is stored and announced."""
-        self._queue.put((None, call))
+    def then(self, call: Callable[[], None], backlog: SlotBacklog | None = None) -> None:
+        """Call `call` (in this thread) once everything handed over before it is stored and announced; counted in
+        the handing slot's `backlog`, if given."""
+        if backlog is not None:
+            backlog.handed += 1
+        self._queue.put((None, call, backlog))
 
     def close(self) -> None:
         """Store and announce everything handed over, then end the thread."""
@@ -72,15 +77,18 @@ class Committer:
                     break
             closing = items[-1] is None
             work = [item for item in items if item is not None]
-            rows = [row for row, _ in work if row is not None]
+            rows = [row for row, _, _ in work if row is not None]
             try:
                 errors = iter(self.store.add_results(rows) if rows else [])
             except Exception as exc:  # the store itself failed: every row of the batch has that error
                 errors = iter([exc] * len(rows))
-            for row, call in work:
+            for row, call, backlog in work:
                 try:
                     call(next(errors)) if row is not None else call()
                 except Exception:  # one announcement failing must not keep the others from being made
                     log.exception("announcing a result failed")
+                finally:
+                    if backlog is not None:
+                        backlog.done += 1
             if closing:
                 return

@@ -70,15 +70,7 @@ class Runner(TaskAttempts):
         committer = self._committer
         if committer is not None and backlog is not None and backlog.waiting:
             event = cls(run_id=self.run_id, seq=0, **fields)  # made now: its time is the moment it happened
-
-            def publish() -> None:
-                try:
-                    self._publish(event)
-                finally:
-                    backlog.done += 1
-
-            backlog.handed += 1  # the slot's next events queue behind this one too, until it is out
-            committer.then(publish)
+            committer.then(lambda: self._publish(event), backlog)  # the slot's next events queue behind it too
             return
         self.emit_now(cls, **fields)
 

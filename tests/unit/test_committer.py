@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 
-from benchwatch.runner.committer import Committer
+from benchwatch.runner.committer import Committer, SlotBacklog
 from benchwatch.store import Store
 
 
@@ -26,7 +26,7 @@ def test_each_announcement_follows_its_commit_and_calls_keep_their_place(tmp_pat
 
     committer = Committer(store)
     for i in range(20):
-        committer.commit(_row(run_id, f"t{i}"), announce(f"t{i}"))
+        committer.commit(_row(run_id, f"t{i}"), announce(f"t{i}"), SlotBacklog())
         if i == 9:
             committer.then(lambda: seen.append(("call after t9",)))
     committer.close()
@@ -53,12 +53,12 @@ def test_a_store_that_fails_outright_gives_every_row_its_error_and_the_thread_go
     committer = Committer(store)
     committer.then(lambda: (holding.set(), gate.wait()))  # hold the thread: the next two rows make one batch
     holding.wait(5)
-    committer.commit(_row(run_id, "a"), lambda e: errors.__setitem__("a", e and str(e)))
-    committer.commit(_row(run_id, "b"), lambda e: errors.__setitem__("b", e and str(e)))
+    committer.commit(_row(run_id, "a"), lambda e: errors.__setitem__("a", e and str(e)), SlotBacklog())
+    committer.commit(_row(run_id, "b"), lambda e: errors.__setitem__("b", e and str(e)), SlotBacklog())
     gate.set()
     committer.close()  # joins: the thread did not die with the failure
     committer = Committer(store)
-    committer.commit(_row(run_id, "c"), lambda e: errors.__setitem__("c", e and str(e)))
+    committer.commit(_row(run_id, "c"), lambda e: errors.__setitem__("c", e and str(e)), SlotBacklog())
     committer.close()
     assert errors == {"a": "disk I/O error", "b": "disk I/O error", "c": None}
     assert [r["task_id"] for r in store.results(run_id)] == ["c"]
