@@ -121,3 +121,17 @@ def test_a_bad_row_in_a_group_costs_only_its_own_slot(tmp_path):
     assert list(errors) == ["t3"] and errors["t3"] == "IntegrityError"
     assert sorted(r["task_id"] for r in store.results(run_id)) == [f"t{n}" for n in range(8) if n != 3]
     store.close()
+
+
+def test_a_row_missing_a_required_field_is_refused_by_name_and_costs_no_other_row(tmp_path):
+    import pytest
+    store = Store(f"sqlite:///{tmp_path / 'r.db'}")
+    run_id = store.create_run({}, None)
+    bad = {k: v for k, v in _row(run_id, "bad").items() if k != "verdict"}
+    errors = store.add_results([_row(run_id, "a"), bad, _row(run_id, "b")])
+    assert errors[0] is None and errors[2] is None
+    assert isinstance(errors[1], ValueError) and "verdict" in str(errors[1])
+    with pytest.raises(ValueError, match="missing \\['task_id'\\]"):
+        store.add_result({k: v for k, v in _row(run_id, "x").items() if k != "task_id"})
+    assert [r["task_id"] for r in store.results(run_id)] == ["a", "b"]
+    store.close()
