@@ -58,8 +58,7 @@ def create_app(config: Config | None = None, *, store: Store | None | bool = Tru
                         token=token if token is not None else os.environ.get(sc.token_env) or None,
                         token_env=sc.token_env, heartbeat_s=heartbeat_s if heartbeat_s is not None else sc.heartbeat_s)
     ctx.bus = make_bus(hub, ctx.store, sc.bus)
-    ctx.bus.fold.rebuild_running()  # a run the store says is running: on the page at once
-    ctx.bus.start()
+    ctx.bus.start()  # rebuilds a run the store says is running, so it is on the page at once
     hub.start_heartbeat(ctx.heartbeat_s)
     app = Flask(__name__, static_folder=None)
     app.config["MAX_CONTENT_LENGTH"] = max_body_bytes

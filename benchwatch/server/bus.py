@@ -91,20 +91,31 @@ class RebuildingFold:
     def rebuild_running(self) -> str | None:
         """At start: when the store's latest run is still running (this server went down while it ran), show it
         at once, rebuilt from the store, rather than wait for the runner's next event. Returns its id."""
+        return self._rebuild_latest("it was running when this server started", only_running=True)
+
+    def rebuild_after_gap(self) -> str | None:
+        """The bus may have lost events this server never folded (Redis restarted without them, or this worker
+        began reading after other workers had taken some): the store's latest run, rebuilt from the store, where
+        the runner commits every result before it announces it. The events after the gap fold on top of it, and a
+        final verdict the rebuilt state already holds is not counted twice (state.py). Returns the run's id."""
+        holds_a_run = self.hub.read(lambda s: s["run"]) is not None
+        return self._rebuild_latest("the event bus may have lost events", only_running=not holds_a_run)
+
+    def _rebuild_latest(self, why: str, only_running: bool) -> str | None:
         if self.store is None:
             return None
         try:
             run_id = self.store.latest_run_id()
             run = self.store.get_run(run_id) if run_id else None
-            if run is None or run["status"] != "running":
+            if run is None or (only_running and run["status"] != "running"):
                 return None
-        except Exception:  # the store unreachable at start: serve anyway, the next event tries again
-            log.exception("could not rebuild the running run from the store at start")
+        except Exception:  # the store unreachable: serve anyway, the next event of an unknown run tries again
+            log.exception("could not rebuild the latest run from the store (%s)", why)
             return None
         new = self._rebuilt(run_id)  # type: ignore[arg-type]
         if new is None:
             return None
-        log.info("rebuilt the state of run %s from the store (it was running when this server started)", run_id)
+        log.info("rebuilt the state of run %s from the store (%s)", run_id, why)
         self.hub.reset(new)
         return run_id
 
@@ -128,7 +139,7 @@ class LocalBus:
         self._lock = threading.Lock()  # one batch at a time: a rebuild and the fold after it must not interleave
 
     def start(self) -> None:
-        pass
+        self.fold.rebuild_running()  # a run the store says is running: on the page at once
 
     def publish(self, events: list[Event], resync: bool = False) -> int | None:
         with self._lock:
@@ -163,10 +174,22 @@ class RedisBus(LocalBus):
         self.last_id: str | None = None
 
     def start(self) -> None:
+        """Take a place in the stream before serving (so no batch this worker accepts falls before its reader's
+        starting point), then rebuild what the store holds, then read. Where Redis is away now, the reader takes
+        its place when it comes back and rebuilds then (_read_loop)."""
+        try:
+            self._take_place()
+        except self._errors as exc:
+            self.last_error = f"read: {exc}"
+            log.warning("event bus %s unreachable at start (%s); the reader keeps trying", self.url, exc)
+        super().start()
         threading.Thread(target=self._read_loop, name="bus-reader", daemon=True).start()
 
     def publish(self, events: list[Event], resync: bool = False) -> int | None:
         """Append the batch; the reader (of every worker, this one included) folds it. None: not folded yet."""
+        if self.last_id is None:  # the batch could land before the reader's starting point and never be folded
+            raise BusUnavailable(f"event bus {self.url}: this server is not reading it yet "
+                                 f"({self.last_error or 'starting'}); send the batch again")
         payload = json.dumps({"resync": resync, "events": [to_json(e) for e in events]}, separators=(",", ":"))
         try:
             self._writer.xadd(self.stream, {"batch": payload}, maxlen=STREAM_MAXLEN, approximate=True)
@@ -186,24 +209,50 @@ class RedisBus(LocalBus):
         return {"kind": self.kind, "url": self.url, "connected": self.connected, "last_error": self.last_error,
                 "folded_batches": self.folded, "last_id": self.last_id, "worker": self.me}
 
+    def _take_place(self) -> None:
+        """Start after the newest entry: what came before is in the store (the runner commits a result before it
+        announces it), and the first event of a run this worker doesn't hold rebuilds it from there."""
+        _, newest = self._reader.pipeline(transaction=False).client_setname(self.me) \
+            .xrevrange(self.stream, count=1).execute()
+        self.last_id = newest[0][0].decode() if newest else "0-0"
+
+    def _continues(self, last_id: str) -> bool:
+        """On a new connection: is the last entry this worker folded still in the stream? If not (Redis restarted
+        without persistence, or trimmed the stream past a reader that lagged), entries may have gone unread, and
+        only the store can say what they held. "0-0" (the stream was empty) can't be checked."""
+        return last_id != "0-0" and bool(self._reader.xrange(self.stream, last_id, last_id))
+
     def _read_loop(self) -> None:
         backoff = 0.2
         while True:
             try:
-                if self.last_id is None:
-                    # Start after the newest entry: what came before is in the store, and the first event of a
-                    # run this worker doesn't hold rebuilds it from there (RebuildingFold).
-                    newest = self._reader.xrevrange(self.stream, count=1)
-                    self.last_id = newest[0][0].decode() if newest else "0-0"
-                reply = self._reader.xread({self.stream: self.last_id}, count=200, block=1000)
+                if self.last_id is None:  # Redis was away when this worker started: read from now on, and
+                    self._take_place()    # take what was missed meanwhile from the store
+                    with self._lock:
+                        self.fold.rebuild_after_gap()
+                last_id = self.last_id
+                # Redis's client reconnects by itself, so a lost connection need not raise here. The reader names
+                # its connection; a read that finds no name on it (asked in the same round trip) ran on a new one.
+                name, reply = self._reader.pipeline(transaction=False).client_getname() \
+                    .xread({self.stream: last_id}, count=200, block=1000).execute()
+                if name != self.me:
+                    if self._continues(last_id):
+                        log.info("event bus %s: reading on a new connection, from %s: nothing missed", self.url,
+                                 last_id)
+                    else:
+                        with self._lock:
+                            self.fold.rebuild_after_gap()
+                    self._reader.client_setname(self.me)
                 if not self.connected:
-                    log.info("event bus %s: reading from %s", self.url, self.last_id)
+                    log.info("event bus %s: reading from %s", self.url, last_id)
                 self.connected, backoff = True, 0.2
                 for _, entries in reply or []:
                     for entry_id, fields in entries:
                         self._fold_entry(entry_id.decode(), fields)
-            except self._errors as exc:
-                if self.connected or not self.last_error.startswith("read"):
+            except Exception as exc:  # Redis away, or anything else: this worker must never stop reading
+                if not isinstance(exc, self._errors):
+                    log.exception("event bus %s: reading failed", self.url)
+                elif self.connected or not self.last_error.startswith("read"):
                     log.warning("event bus %s: %s; retrying (from %s)", self.url, exc, self.last_id)
                 self.connected, self.last_error = False, f"read: {exc}"
                 time.sleep(backoff)
