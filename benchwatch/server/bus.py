@@ -172,6 +172,7 @@ class RedisBus(LocalBus):
         self.last_error = ""
         self.folded = 0
         self.last_id: str | None = None
+        self._names_connections = True  # see _named
 
     def start(self) -> None:
         """Take a place in the stream before serving (so no batch this worker accepts falls before its reader's
@@ -212,9 +213,23 @@ class RedisBus(LocalBus):
     def _take_place(self) -> None:
         """Start after the newest entry: what came before is in the store (the runner commits a result before it
         announces it), and the first event of a run this worker doesn't hold rebuilds it from there."""
-        _, newest = self._reader.pipeline(transaction=False).client_setname(self.me) \
-            .xrevrange(self.stream, count=1).execute()
+        named, newest = self._reader.pipeline(transaction=False).client_setname(self.me) \
+            .xrevrange(self.stream, count=1).execute(raise_on_error=False)
+        if isinstance(newest, Exception):
+            raise newest
+        self._named(named)
         self.last_id = newest[0][0].decode() if newest else "0-0"
+
+    def _named(self, reply: Any) -> bool:
+        """Whether the server took or told the connection's name. A server whose access rules refuse CLIENT
+        SETNAME / GETNAME can't tell a new connection: the reader reads on without the check (said once)."""
+        if not isinstance(reply, Exception):
+            return True
+        if self._names_connections:
+            self._names_connections = False
+            log.warning("event bus %s refuses CLIENT SETNAME/GETNAME (%s): a worker can't notice entries lost "
+                        "when Redis restarts without persistence", self.url, reply)
+        return False
 
     def _continues(self, last_id: str) -> bool:
         """On a new connection: is the last entry this worker folded still in the stream? If not (Redis restarted
@@ -234,15 +249,18 @@ class RedisBus(LocalBus):
                 # Redis's client reconnects by itself, so a lost connection need not raise here. The reader names
                 # its connection; a read that finds no name on it (asked in the same round trip) ran on a new one.
                 name, reply = self._reader.pipeline(transaction=False).client_getname() \
-                    .xread({self.stream: last_id}, count=200, block=1000).execute()
-                if name != self.me:
+                    .xread({self.stream: last_id}, count=200, block=1000).execute(raise_on_error=False)
+                if isinstance(reply, Exception):
+                    raise reply
+                if self._named(name) and name != self.me:
                     if self._continues(last_id):
                         log.info("event bus %s: reading on a new connection, from %s: nothing missed", self.url,
                                  last_id)
                     else:
                         with self._lock:
                             self.fold.rebuild_after_gap()
-                    self._reader.client_setname(self.me)
+                    self._named(self._reader.pipeline(transaction=False).client_setname(self.me)
+                                .execute(raise_on_error=False)[0])
                 if not self.connected:
                     log.info("event bus %s: reading from %s", self.url, last_id)
                 self.connected, backoff = True, 0.2

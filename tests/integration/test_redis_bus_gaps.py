@@ -118,3 +118,19 @@ def test_a_reconnection_that_missed_nothing_rebuilds_nothing(tmp_path, caplog):
         assert done(hub) == 9
         assert "reading on a new connection" in caplog.text and "nothing missed" in caplog.text
         assert "may have lost events" not in caplog.text
+
+
+def test_a_server_that_refuses_client_names_still_carries_the_run(tmp_path, caplog):
+    """A Redis user whose access rules deny CLIENT (managed servers do this): the worker can't tell a new
+    connection, says so once, and reads and publishes as before."""
+    with redis_server(tmp_path) as redis:
+        admin = redis_client.Redis.from_url(redis.url)
+        admin.acl_setuser("limited", enabled=True, passwords=["+secret"], keys=["*"], commands=["+@all", "-client"])
+        limited_url = redis.url.replace("redis://", "redis://limited:secret@")
+        bus = RedisBus(RebuildingFold(Hub(initial_state()), None), limited_url)
+        bus.start()
+        assert bus.last_id is not None
+        for seq in (1, 2):
+            bus.publish(a_sample(seq))
+        assert wait(lambda: bus.folded == 2), bus.status()
+        assert caplog.text.count("refuses CLIENT SETNAME/GETNAME") == 1
