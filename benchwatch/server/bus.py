@@ -233,8 +233,8 @@ class RedisBus(LocalBus):
 
     def _continues(self, last_id: str) -> bool:
         """On a new connection: is the last entry this worker folded still in the stream? If not (Redis restarted
-        without persistence, or trimmed the stream past a reader that lagged), entries may have gone unread, and
-        only the store can say what they held. "0-0" (the stream was empty) can't be checked."""
+        without persistence, or trimmed the stream past this reader while it was away), entries may have gone
+        unread, and only the store can say what they held. "0-0" (the stream was empty) can't be checked."""
         return last_id != "0-0" and bool(self._reader.xrange(self.stream, last_id, last_id))
 
     def _read_loop(self) -> None:
