@@ -212,14 +212,17 @@ def test_a_server_that_does_not_answer_in_http_is_an_error_with_the_reason(reply
 class _KeepAliveServer:
     """A raw HTTP/1.1 server on loopback that keeps connections open, answering each request with a short
     OpenAI-style stream. Each connection answers its first `answer_first` requests, then closes as the next one
-    arrives, without answering: what a server's idle timeout does when it fires just as a request comes."""
+    arrives, without answering: what a server's idle timeout does when it fires just as a request comes. With
+    `together`, no answer goes out before that many requests have arrived, so that many are in flight at once
+    however slowly a loaded machine starts the client's threads (each needs a connection of its own)."""
 
     BODY = (b'data: {"choices":[{"index":0,"delta":{"content":"5"},"finish_reason":"stop"}]}\n\n'
             b"data: [DONE]\n\n")
 
-    def __init__(self, answer_first: int):
+    def __init__(self, answer_first: int, together: int = 0):
         import socket as sockets
         self.answer_first = answer_first
+        self.together, self.arrived = together, threading.Condition()
         self.listener = sockets.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.requests_per_connection: list[int] = []
@@ -253,6 +256,9 @@ class _KeepAliveServer:
                 self.requests_per_connection[index] += 1
                 if self.requests_per_connection[index] > self.answer_first:
                     return  # closed as the request arrived, nothing answered
+                with self.arrived:
+                    self.arrived.notify_all()
+                    self.arrived.wait_for(lambda: sum(self.requests_per_connection) >= self.together, timeout=10)
                 conn.sendall(b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nContent-Length: %d\r\n\r\n%s"
                              % (len(self.BODY), self.BODY))
 
@@ -296,13 +302,10 @@ def test_a_request_is_sent_at_most_twice_however_many_kept_open_connections_are_
     """Three streams at once leave three kept-open connections; the server closes each as its next request
     arrives. The next request meets one of them, then goes out once more on a new connection, not on the next
     closed one in turn."""
-    server = _KeepAliveServer(answer_first=1)
+    server = _KeepAliveServer(answer_first=1, together=3)
     b = OpenAIBackend(ModelConfig(name="m", backend="openai", base_url=f"http://127.0.0.1:{server.port}/v1"))
     try:
-        barrier = threading.Barrier(3)
-
         def one() -> None:
-            barrier.wait()
             assert _answer(b) == "5"
 
         threads = [threading.Thread(target=one) for _ in range(3)]
