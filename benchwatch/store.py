@@ -94,17 +94,16 @@ RESULT_FIELDS = [c.name for c in results.columns if c.name != "id"]
 _REQUIRED = {"run_id", "model", "dataset", "task_id", "attempt", "verdict"}  # a row without them is the caller's bug
 # A group of rows goes in as one multi-row INSERT (SQLAlchemy's "insertmanyvalues", turned on for SQLite in
 # Store.__init__). Why it matters with many slots: sqlite3 lets go of the interpreter lock around each step of a
-# statement, and the committing slot then waits its turn to get it back behind every busy slot. A statement per
+# statement, and the committing thread then waits its turn to get it back behind every busy slot. A statement per
 # row (executemany) or a row back per step (RETURNING) cost it that wait at each row: a group of 100 took ~1 s
 # beside 4 busy threads, against ~80 ms as one statement (the ids are not needed: nothing reads them).
 _INSERT_RESULTS = insert(results)
 
 
 @dataclass
-class _QueuedRow:
-    """A result row waiting for its group's commit."""
+class _PendingRow:
+    """A result row of a group being committed, and its own error once tried (None: stored)."""
     values: dict[str, Any]
-    done: bool = False
     error: BaseException | None = None
 
 
@@ -203,26 +202,24 @@ class Store:
             missing = _REQUIRED - row.keys()
             errors.append(ValueError(f"result row is missing {sorted(missing)}") if missing else None)
             if not missing:
-                group.append(_QueuedRow({k: row.get(k) for k in RESULT_FIELDS}))
+                group.append(_PendingRow({k: row.get(k) for k in RESULT_FIELDS}))
         if group:
             with self._commit_lock:
                 self._commit_group(group)
         committed = iter(group)
         return [error if error is not None else next(committed).error for error in errors]
 
-    def _commit_group(self, group: list["_QueuedRow"]) -> None:
+    def _commit_group(self, group: list["_PendingRow"]) -> None:
         try:
             with self.engine.begin() as c:  # parameters apart from the statement: its compiled form is cached
                 c.execute(_INSERT_RESULTS, [q.values for q in group])
         except Exception:
             if len(group) == 1:
-                group[0].error, group[0].done = sys.exc_info()[1], True
+                group[0].error = sys.exc_info()[1]
                 return
             for q in group:  # one bad row must not cost the others: each on its own, its own error kept
                 self._commit_group([q])
             return
-        for q in group:
-            q.done = True
 
     def results(self, run_id: str) -> list[dict[str, Any]]:
         with self.engine.connect() as c:

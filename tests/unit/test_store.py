@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from sqlalchemy import create_engine, event, inspect
 
-from benchwatch.store import RESULT_FIELDS, Store, _QueuedRow, metadata
+from benchwatch.store import RESULT_FIELDS, Store, _PendingRow, metadata
 
 
 def test_opening_a_store_while_another_process_creates_its_tables(tmp_path):
@@ -81,10 +81,10 @@ def test_a_group_of_rows_is_one_statement_however_large(tmp_path):
             inserts.append(statement)
 
     event.listen(store.engine, "before_cursor_execute", seen)
-    group = [_QueuedRow({k: _row(run_id, f"t{i}", detail={"i": i}, stages={"done": [i, i]}).get(k)
+    group = [_PendingRow({k: _row(run_id, f"t{i}", detail={"i": i}, stages={"done": [i, i]}).get(k)
                          for k in RESULT_FIELDS}) for i in range(2000)]
     store._commit_group(group)
-    assert all(q.done and q.error is None for q in group)
+    assert all(q.error is None for q in group)
     assert 2 <= len(inserts) <= 4  # ~30 parameters a row, at most 32,766 a statement
     # Each statement carries many rows (not one run per row), and has no row back per step (RETURNING).
     assert all(sql.count("(?") >= 500 and "RETURNING" not in sql for sql in inserts)
