@@ -12,8 +12,10 @@ serialises every event to JSON as the HTTP publisher does) runs `--tasks` tasks 
   printed beside it: that part of the error is the stand-in's, not the runner's.
 - Client CPU: user+system CPU per request of the runner process and its stream worker process.
 - With --breakdown, each first token's error split in three (one clock, CLOCK_MONOTONIC, in all three
-  processes): the request's way to the stand-in (worker's sent stamp -> the stand-in read its head), the
-  stand-in's lateness, and the way back (the stand-in wrote it -> the worker stamped it).
+  processes): the request's way to the stand-in (worker's sent stamp -> its bytes reached the kernel, as the
+  stand-in's SO_TIMESTAMPNS says), the stand-in's lateness, and the way back (the stand-in wrote it -> the worker
+  stamped it). Beside them, how long the stand-in took to read a request after it arrived: not part of the
+  error, since the stand-in times its answer from the kernel's arrival time.
 
 Before the levels, an untimed warm-up (8 tasks) starts the runner's stream worker process, once per runner
 process as in `benchwatch run` (where its start overlaps the connection check); its time is printed apart. A
@@ -129,17 +131,21 @@ def stamp_first_tokens() -> None:
 
 def ttft_breakdown(url: str) -> dict:
     """Each TTFT's error split in three, from the worker's stamps and the stand-in's (one clock, CLOCK_MONOTONIC):
-    the request's way to the stand-in (sent -> its head read there), the stand-in's lateness (its first token
-    written after arrival + TTFT), and the way back (written -> stamped by the worker)."""
+    the request's way to the stand-in (sent -> its bytes reached the stand-in's kernel), the stand-in's lateness
+    (its first token written after arrival + TTFT), and the way back (written -> stamped by the worker); and, not
+    part of the error, the stand-in's own delay in reading a request that had arrived."""
     there = httpx.get(f"{url}/timeline").json()
-    way_in, way_back = [], []
+    way_in, standin_read, way_back = [], [], []
     for prompt, (sent, arrived) in FIRST_TOKEN_STAMPS.items():
         if prompt in there:
-            head_read, written = there[prompt]
-            way_in.append((head_read - sent) * 1000)
+            reached, read_at, written = there[prompt]
+            way_in.append((reached - sent) * 1000)
+            standin_read.append((read_at - reached) * 1000)
             way_back.append((arrived - written) * 1000)
     FIRST_TOKEN_STAMPS.clear()
     return {"ttft_way_in_ms_p50": percentile(way_in, 50), "ttft_way_in_ms_p99": percentile(way_in, 99),
+            "standin_read_ms_p50": percentile(standin_read, 50),
+            "standin_read_ms_p99": percentile(standin_read, 99),
             "ttft_way_back_ms_p50": percentile(way_back, 50), "ttft_way_back_ms_p99": percentile(way_back, 99)}
 
 
@@ -193,7 +199,8 @@ def main() -> None:
     ap.add_argument("--json", action="store_true", help="one JSON object per level instead of the table")
     ap.add_argument("--breakdown", action="store_true",
                     help="split each TTFT error into the request's way to the stand-in, the stand-in's lateness and "
-                         "the way back (wraps the backend's stream in this process)")
+                         "the way back, and print the stand-in's delay in reading requests (wraps the backend's "
+                         "stream in this process)")
     args = ap.parse_args()
     if args.breakdown:
         stamp_first_tokens()
@@ -236,11 +243,13 @@ def main() -> None:
               f"{f(r['itl_err_ms_p50'], 2) + ' / ' + f(r['itl_err_ms_p99'], 2):>19} "
               f"{f(r['standin_late_first_ms_p50'], 2) + ' / ' + f(r['standin_late_first_ms_p99'], 2):>22}")
     if args.breakdown:
-        print("first token, split (ms, p50 / p99): request to the stand-in | stand-in late | back to the worker")
+        print("first token, split (ms, p50 / p99): request to the stand-in | stand-in late | back to the worker"
+              "   (not in the error: the stand-in's delay in reading an arrived request)")
         for r in results:
             print(f"{r['concurrency']:>4} {f(r['ttft_way_in_ms_p50'], 2)} / {f(r['ttft_way_in_ms_p99'], 2)} | "
                   f"{f(r['standin_late_first_ms_p50'], 2)} / {f(r['standin_late_first_ms_p99'], 2)} | "
-                  f"{f(r['ttft_way_back_ms_p50'], 2)} / {f(r['ttft_way_back_ms_p99'], 2)}")
+                  f"{f(r['ttft_way_back_ms_p50'], 2)} / {f(r['ttft_way_back_ms_p99'], 2)}   "
+                  f"({f(r['standin_read_ms_p50'], 2)} / {f(r['standin_read_ms_p99'], 2)})")
 
 
 if __name__ == "__main__":

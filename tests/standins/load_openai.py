@@ -1,14 +1,15 @@
 """A STAND-IN OpenAI-compatible server for load benchmarks: one asyncio event loop in its own process, answering
 every request in parallel (no limit) with a fixed, programmable timing: `ttft_ms` from the request's arrival to
 the first token, then `tokens - 1` more tokens `gap_ms` apart (scheduled against the arrival time, so lateness
-does not accumulate), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py.
+does not accumulate; the arrival is the kernel's receive time of the request's first bytes, SO_TIMESTAMPNS, so
+this process's own delay in reading it does not count), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py.
 Connections stay open between requests (HTTP/1.1 keep-alive, as serving stacks keep them) unless the client sends
 `Connection: close`; POST /reset closes those waiting for their next request.
 
 The answer's last word is the arithmetic answer to "What is A plus B?" so a run gets real PASS verdicts.
 Each request's actual write times (time.monotonic, comparable across processes on Linux) are kept, and
 GET /stats returns how late the server itself was (the benchmark subtracts nothing: it reports both);
-GET /timeline gives each prompt's arrival and first-token write times.
+GET /timeline gives each prompt's arrival (kernel), read (this process) and first-token write times.
 
     python -m tests.standins.load_openai --port 0 --ttft-ms 300 --tokens 20 --gap-ms 25
 prints `listening PORT` on stdout when ready.
@@ -18,26 +19,124 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import statistics
+import struct
 import sys
 import time
 
 from benchwatch.stream_worker import new_event_loop
 from tests.standins.base import arithmetic_answer
 
+SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)  # Linux's value, which Python 3.11's socket module lacks
 
-class StampingReader(asyncio.StreamReader):
-    """A connection's reader that notes when the bytes of the next request began to arrive: in the loop's read
-    callback, before the handler's coroutine gets its turn. With hundreds of requests arriving at once, the
-    handler reads them one after another, and a stamp taken there would be late by the others' handling: the
-    first token would then come that much later than `ttft_ms` after the request really arrived."""
 
-    arrived: float | None = None
+def realtime_ahead() -> float:
+    """How far CLOCK_REALTIME (the kernel's receive stamps) is ahead of CLOCK_MONOTONIC (everyone's stamps here),
+    read between two monotonic readings so that the gap between the calls does not count."""
+    before = time.monotonic()
+    now = time.time()
+    return now - (before + time.monotonic()) / 2
 
-    def feed_data(self, data: bytes) -> None:
+
+class KernelStampedConnection:
+    """One accepted connection, read by this process itself (the loop's reader callback and `recvmsg`) so that every
+    read carries the time its bytes reached this machine's kernel (SO_TIMESTAMPNS). A request's answer is scheduled
+    from that time, not from when this process got around to reading it: with hundreds of requests arriving at once,
+    and the benchmark's client on the same two cores, this process reads them one after another and sometimes only
+    once a core is free, and an answer timed from that read would come late by this server's own delay, which is
+    not the client's measurement error. `reader` is an asyncio.StreamReader fed here; the connection itself is the
+    writer (write, drain, close, is_closing)."""
+
+    def __init__(self, sock: socket.socket, loop: asyncio.AbstractEventLoop):
+        self.sock, self.loop = sock, loop
+        sock.setblocking(False)
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        self.reader = asyncio.StreamReader(limit=2 ** 16, loop=loop)
+        self.arrived: float | None = None  # kernel arrival of the next request's first bytes (time.monotonic)
+        self.read_at: float | None = None  # when this process read them
+        self.unsent = bytearray()
+        self.flushed: asyncio.Future | None = None
+        self.closed = False
+        loop.add_reader(sock.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        try:
+            data, ancillary, _, _ = self.sock.recvmsg(1 << 16, 64)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data, ancillary = b"", []
+        if not data:
+            self.reader.feed_eof()
+            self.close()
+            return
         if self.arrived is None:
-            self.arrived = time.monotonic()
-        super().feed_data(data)
+            self.read_at = self.arrived = time.monotonic()
+            for level, kind, value in ancillary:
+                if level == socket.SOL_SOCKET and kind == SO_TIMESTAMPNS and len(value) >= 16:
+                    sec, nsec = struct.unpack("qq", value[:16])
+                    self.arrived = min(self.read_at, sec + nsec / 1e9 - realtime_ahead())
+        self.reader.feed_data(data)
+
+    def next_request(self) -> None:
+        self.arrived = self.read_at = None
+
+    def write(self, data: bytes) -> None:
+        if self.closed:
+            raise ConnectionResetError("the connection is closed")
+        if not self.unsent:
+            try:
+                sent = self.sock.send(data)
+            except (BlockingIOError, InterruptedError):
+                sent = 0
+            except OSError as exc:
+                self.close()
+                raise ConnectionResetError(str(exc)) from exc
+            data = data[sent:]
+            if not data:
+                return
+            self.loop.add_writer(self.sock.fileno(), self._writable)
+        self.unsent += data
+
+    def _writable(self) -> None:
+        try:
+            sent = self.sock.send(self.unsent)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError as exc:
+            self.close()
+            if self.flushed is not None and not self.flushed.done():
+                self.flushed.set_exception(ConnectionResetError(str(exc)))
+            return
+        del self.unsent[:sent]
+        if not self.unsent:
+            self.loop.remove_writer(self.sock.fileno())
+            if self.flushed is not None and not self.flushed.done():
+                self.flushed.set_result(None)
+
+    async def drain(self) -> None:
+        if self.unsent:
+            self.flushed = self.loop.create_future()
+            await self.flushed
+        elif self.closed:
+            raise ConnectionResetError("the connection is closed")
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def close(self) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.loop.remove_reader(self.sock.fileno())
+        if self.unsent:
+            self.loop.remove_writer(self.sock.fileno())
+        self.sock.close()
+        self.reader.feed_eof()
+        if self.flushed is not None and not self.flushed.done():
+            self.flushed.set_exception(ConnectionResetError("the connection is closed"))
 
 
 class LoadServer:
@@ -45,17 +144,19 @@ class LoadServer:
         self.ttft_s, self.tokens, self.gap_s = ttft_ms / 1000.0, tokens, gap_ms / 1000.0
         self.late_first: list[float] = []  # seconds the first token was written after its scheduled time
         self.late_any: list[float] = []
-        # prompt -> (when its request's head was read, when its first token was written), GET /timeline: with the
-        # client's own stamps they split a TTFT error into the request's way here, this server, and the way back.
-        self.timeline: dict[str, tuple[float, float]] = {}
+        # prompt -> (when its request reached the kernel, when this process read it, when its first token was
+        # written), GET /timeline: with the client's own stamps they split a TTFT error into the request's way
+        # here, this server, and the way back.
+        self.timeline: dict[str, tuple[float, float, float]] = {}
         self.in_flight = 0
         self.max_in_flight = 0
         self.served = 0
-        self.idle: set[asyncio.StreamWriter] = set()  # kept-open connections waiting for their next request
+        self.idle: set[KernelStampedConnection] = set()  # kept-open connections waiting for their next request
 
-    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def handle(self, conn: KernelStampedConnection) -> None:
         """Requests on one connection, one after another (HTTP/1.1 keep-alive), until the client closes it or asks
         for `Connection: close`."""
+        reader, writer = conn.reader, conn
         try:
             while True:
                 self.idle.add(writer)  # between requests: /reset may close it
@@ -63,21 +164,20 @@ class LoadServer:
                     head = await reader.readuntil(b"\r\n\r\n")
                 finally:
                     self.idle.discard(writer)
-                if not await self._one(head, reader, writer):
+                if not await self._one(head, conn):
                     break
-                reader.arrived = None  # what comes next is the next request's
+                conn.next_request()  # what comes next is the next request's
         except (asyncio.IncompleteReadError, ConnectionError):
             pass
         except Exception as exc:  # a request this stand-in does not understand: say so on stderr
-            if isinstance(exc, RuntimeError) and writer.is_closing():
-                return  # uvloop's word for a write after the client hung up (asyncio's loop ignores that write)
             print(f"load stand-in: {type(exc).__name__}: {exc}", file=sys.stderr, flush=True)
         finally:
             writer.close()
 
-    async def _one(self, head: bytes, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
+    async def _one(self, head: bytes, conn: KernelStampedConnection) -> bool:
         """Answer one request (its head read); False when the connection is to close after it."""
-        arrived = getattr(reader, "arrived", None) or time.monotonic()
+        reader, writer = conn.reader, conn
+        arrived, read_at = conn.arrived or time.monotonic(), conn.read_at or time.monotonic()
         lines = head.decode("latin-1").split("\r\n")
         method, path, _ = lines[0].split(" ", 2)
         length, chunked, keep = 0, False, True
@@ -102,7 +202,7 @@ class LoadServer:
             self.reset()
             await self._json(writer, {"reset": True})
         elif method == "POST" and path == "/v1/chat/completions":
-            await self._chat(writer, body, arrived)
+            await self._chat(writer, body, arrived, read_at)
         else:
             await self._json(writer, {"error": {"message": "not found"}}, 404)
         return keep
@@ -117,13 +217,13 @@ class LoadServer:
                 return out
             out += data[:-2]
 
-    async def _json(self, writer: asyncio.StreamWriter, obj: object, status: int = 200) -> None:
+    async def _json(self, writer: KernelStampedConnection, obj: object, status: int = 200) -> None:
         data = json.dumps(obj).encode()
         writer.write(b"HTTP/1.1 %d OK\r\nContent-Type: application/json\r\nContent-Length: %d\r\n"
                      b"\r\n%s" % (status, len(data), data))
         await writer.drain()
 
-    async def _chat(self, writer: asyncio.StreamWriter, body: dict, arrived: float) -> None:
+    async def _chat(self, writer: KernelStampedConnection, body: dict, arrived: float, read_at: float) -> None:
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -147,7 +247,7 @@ class LoadServer:
                 due = arrived + self.ttft_s + i * self.gap_s
                 try:
                     self._frame(writer, b"data: " + before + json.dumps(words[i]).encode() + after + b"\n\n")
-                except Exception as exc:  # the client hung up (uvloop raises on a write to a closed transport)
+                except Exception as exc:  # the client hung up
                     if not done.done():
                         done.set_exception(exc)
                     return
@@ -156,7 +256,7 @@ class LoadServer:
                 self.late_any.append(late)
                 if i == 0:
                     self.late_first.append(late)
-                    self.timeline[prompt] = (arrived, written)
+                    self.timeline[prompt] = (arrived, read_at, written)
                 if i + 1 < len(words):  # a delay from now, not call_at: the loop's clock is as of its last wake-up
                     loop.call_later(due + self.gap_s - time.monotonic(), token, i + 1)
                 elif not done.done():
@@ -177,7 +277,7 @@ class LoadServer:
             self.in_flight -= 1
 
     @staticmethod
-    def _frame(writer: asyncio.StreamWriter, data: bytes) -> None:
+    def _frame(writer: KernelStampedConnection, data: bytes) -> None:
         """One piece of the chunked body."""
         writer.write(b"%x\r\n%s\r\n" % (len(data), data))
 
@@ -208,22 +308,30 @@ async def main(argv: list[str] | None = None) -> None:
     args = ap.parse_args(argv)
     server = LoadServer(args.ttft_ms, args.tokens, args.gap_ms)
 
-    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await server.handle(reader, writer)
-
     loop = asyncio.get_running_loop()
-    srv = await loop.create_server(lambda: asyncio.StreamReaderProtocol(StampingReader(limit=2 ** 16), handle),
-                                   "127.0.0.1", args.port, backlog=4096)
-    port = srv.sockets[0].getsockname()[1]
-    print(f"listening {port}", flush=True)
-    async with srv:
-        await srv.serve_forever()
+    listener = socket.create_server(("127.0.0.1", args.port), backlog=4096)
+    listener.setblocking(False)
+    tasks: set[asyncio.Task] = set()
+
+    def accept() -> None:
+        while True:
+            try:
+                sock, _ = listener.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            task = loop.create_task(server.handle(KernelStampedConnection(sock, loop)))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+
+    loop.add_reader(listener.fileno(), accept)
+    print(f"listening {listener.getsockname()[1]}", flush=True)
+    await loop.create_future()  # until the process is stopped
 
 
 if __name__ == "__main__":
     try:
-        # uvloop as the stream worker has it: the stand-in shares the benchmark machine's cores with the client it
-        # measures, and libuv's loop took its CPU a request from ~2.1 to ~1.7 ms, left to the client.
+        # uvloop as the stream worker has it (its timers and polling; the sockets are read and written here): the
+        # stand-in shares the benchmark machine's cores with the client it measures.
         with asyncio.Runner(loop_factory=new_event_loop) as runner:
             runner.run(main())
     except KeyboardInterrupt:

@@ -1,0 +1,90 @@
+"""The load stand-in (tests/standins/load_openai.py), the instrument behind the concurrency figures, in its own
+process on loopback: it answers in the OpenAI streaming format, keeps connections open, times its answers from the
+moment a request reached the kernel, and says so in /timeline."""
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import sys
+import time
+
+import httpx
+import pytest
+
+TTFT_MS, TOKENS, GAP_MS = 120.0, 4, 10.0
+
+
+@pytest.fixture(scope="module")
+def standin():
+    proc = subprocess.Popen([sys.executable, "-m", "tests.standins.load_openai", "--ttft-ms", str(TTFT_MS),
+                             "--tokens", str(TOKENS), "--gap-ms", str(GAP_MS)], stdout=subprocess.PIPE, text=True)
+    try:
+        line = proc.stdout.readline()
+        assert line.startswith("listening "), line
+        yield f"http://127.0.0.1:{int(line.split()[1])}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def chat(client: httpx.Client, url: str, prompt: str) -> list[str]:
+    body = {"model": "load", "stream": True, "messages": [{"role": "user", "content": prompt}]}
+    with client.stream("POST", f"{url}/v1/chat/completions", json=body) as resp:
+        assert resp.status_code == 200
+        return [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+
+
+def test_answers_in_the_streaming_format_on_one_kept_open_connection(standin):
+    httpx.post(f"{standin}/reset")
+    with httpx.Client() as client:
+        for a in (2, 40):
+            events = chat(client, standin, f"What is {a} plus 3?")
+            assert events[-1] == "[DONE]"
+            chunks = [json.loads(e) for e in events[:-1]]
+            text = "".join(c["choices"][0]["delta"]["content"] for c in chunks if c["choices"])
+            assert text.split()[-1] == str(a + 3)
+            assert chunks[-1]["usage"]["completion_tokens"] == TOKENS
+    stats = httpx.get(f"{standin}/stats").json()
+    assert stats["served"] == 2
+
+
+def test_times_the_answer_from_the_requests_arrival_in_the_kernel(standin):
+    """The request is written in two parts 60 ms apart: the stand-in's clock starts with the first part's arrival
+    (the kernel's time for it), so the first token is due 120 ms after that, not after the whole request was in."""
+    httpx.post(f"{standin}/reset")
+    prompt = "What is 7 plus 5?"
+    body = json.dumps({"model": "load", "stream": True, "messages": [{"role": "user", "content": prompt}]}).encode()
+    head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
+    host, port = standin.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sent = time.monotonic()
+        sock.sendall(head)
+        time.sleep(0.06)
+        sock.sendall(body)
+        answer = b""
+        while b"[DONE]" not in answer:
+            piece = sock.recv(65536)
+            assert piece, answer
+            answer += piece
+    reached, read_at, written = httpx.get(f"{standin}/timeline").json()[prompt]
+    # the head's arrival, not the body's 60 ms later (the kernel's clock is read on another: a few µs either way)
+    assert sent - 0.001 <= reached <= read_at < sent + 0.05
+    # libuv's timers count whole milliseconds: a token may be written up to a millisecond before its time
+    assert TTFT_MS / 1000 - 0.002 <= written - reached < TTFT_MS / 1000 + 0.05
+    assert b"12" in answer
+
+
+def test_a_client_that_hangs_up_mid_answer_leaves_the_stand_in_serving(standin):
+    host, port = standin.removeprefix("http://").split(":")
+    body = json.dumps({"model": "load", "stream": True,
+                       "messages": [{"role": "user", "content": "What is 1 plus 1?"}]}).encode()
+    for _ in range(3):
+        with socket.create_connection((host, int(port))) as sock:
+            sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                         % (len(body), body))
+            sock.recv(10)  # the status line has begun: the answer is under way
+    time.sleep((TTFT_MS + TOKENS * GAP_MS) / 1000 + 0.1)
+    with httpx.Client() as client:
+        assert chat(client, standin, "What is 2 plus 2?")[-1] == "[DONE]"
