@@ -27,6 +27,7 @@ It ends when the runner's end of the socket closes, however the runner ended.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import signal
 import sys
@@ -36,6 +37,7 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import aiohttp
+from aiohttp.client_proto import ResponseHandler
 
 from benchwatch import transport_words as words
 from benchwatch.tls import client_context
@@ -53,6 +55,47 @@ def describe(exc: Exception, where: str, connect_s: float) -> tuple[str, str]:
     if isinstance(exc, aiohttp.ClientResponseError):  # not HTTP at all (a malformed status line or header)
         return "error", f"{where} did not answer in HTTP: {exc.message}"
     return "error", words.other(where, exc)
+
+
+class _ReadStampingHandler(ResponseHandler):
+    """aiohttp's protocol for one connection, which also notes when the answer's unread bytes were read from the
+    socket: the time of the first read that added to the body since the reading coroutine last took it. With many
+    streams in flight, one turn of the loop reads many sockets, and then resumes the coroutine of each in turn; a
+    stamp taken when a coroutine resumes would be late by the turn's other reads and resumptions."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(loop)
+        self.body: aiohttp.StreamReader | None = None  # the answer being read on this connection
+        self.taken = 0  # of its bytes, those the coroutine has taken
+        self.unread_since: float | None = None
+
+    def data_received(self, data: bytes) -> None:
+        t = time.monotonic()
+        super().data_received(data)
+        body = self.body
+        if body is not None and self.unread_since is None and body.total_bytes > self.taken:
+            self.unread_since = t
+
+    def watch(self, body: aiohttp.StreamReader | None) -> None:
+        """Stamp the reads of this body from now on (None: of no body). Bytes that came with the response's head
+        were read before anyone could note their time: the first take stamps them as it takes them."""
+        self.body, self.taken, self.unread_since = body, body.total_bytes if body is not None else 0, None
+
+    def take(self, now: float) -> float:
+        """When the bytes the coroutine has just taken (all that had been read) began to be read."""
+        t, self.unread_since = self.unread_since, None
+        if self.body is not None:
+            self.taken = self.body.total_bytes
+        return now if t is None else t
+
+
+class _StampingConnector(aiohttp.TCPConnector):
+    """A connector whose connections are _ReadStampingHandler's. aiohttp has no public way to give it a protocol:
+    this sets the factory it keeps; test_stream_worker checks that the stamps are the socket reads'."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._factory = functools.partial(_ReadStampingHandler, loop=self._loop)
 
 
 class _Request:
@@ -82,10 +125,10 @@ class StreamWorker:
         # connection whose answer was read to its end. limit 0: no cap (runner.concurrency is the cap). The
         # runner looks the proxy up once per host and passes it.
         tls = client_context()
-        self.session = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, ssl=tls),
+        self.session = aiohttp.ClientSession(connector=_StampingConnector(limit=0, ssl=tls),
                                              raise_for_status=False, trace_configs=[trace])
         # For the one resend of a request whose kept-open connection was closed under it: always a new connection.
-        self.fresh = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=0, force_close=True, ssl=tls),
+        self.fresh = aiohttp.ClientSession(connector=_StampingConnector(limit=0, force_close=True, ssl=tls),
                                            raise_for_status=False, trace_configs=[trace])
 
     # -- to the runner: everything said in one loop iteration goes in one message
@@ -162,18 +205,24 @@ class StreamWorker:
         timeout = aiohttp.ClientTimeout(total=None, connect=connect_s, sock_read=None)
         try:
             resp = await self._post(req, url, body, headers, proxy, timeout)
+            proto = resp.connection.protocol if resp.connection is not None else None
+            reads = proto if isinstance(proto, _ReadStampingHandler) else None
             try:
                 if resp.status >= 400:
                     text = (await resp.read()).decode("utf-8", "replace")
                     self.say(("status", rid, resp.status, text, resp.headers.get("retry-after")))
                     return
+                if reads is not None:
+                    reads.watch(resp.content)
                 async for data in resp.content.iter_any():
-                    req.pending.append((data, time.monotonic()))
+                    req.pending.append((data, reads.take(time.monotonic()) if reads is not None else time.monotonic()))
                     if not req.first_seen:
                         hand_over()
                     elif req.timer is None:
                         req.timer = self.loop.call_later(batch_s, hand_over)
             finally:
+                if reads is not None:
+                    reads.watch(None)
                 resp.release()  # back to the pool only when read to its end; otherwise closed
             if req.timer is not None:
                 req.timer.cancel()
