@@ -7,7 +7,7 @@ event loop does nothing but the HTTP exchanges and the stamps, on an interpreter
 (benchwatch/backends/http.py) the bytes with their times. time.monotonic is the system-wide CLOCK_MONOTONIC on
 Linux, so the stamps compare with the runner's own clock.
 
-Of benchwatch it imports only transport_words and tls (standard library and certifi), and beyond that aiohttp and
+Of benchwatch it imports only transport_words, tls and gc_tuning (standard library and certifi), and beyond that aiohttp and
 uvloop: it starts in a few hundred milliseconds and stays small.
 
 The protocol, lists of tuples over one socket pair (multiprocessing.connection framing, pickled: both ends are
@@ -40,6 +40,7 @@ import aiohttp
 from aiohttp.client_proto import ResponseHandler
 
 from benchwatch import transport_words as words
+from benchwatch.gc_tuning import freeze_long_lived
 from benchwatch.tls import client_context
 
 
@@ -259,6 +260,7 @@ def main(fd: int) -> None:
     loop = new_event_loop()
     asyncio.set_event_loop(loop)
     worker = loop.run_until_complete(_make(conn, loop))
+    freeze_long_lived()  # the collector's passes were this process's longest stalls (see gc_tuning)
 
     def read_commands() -> None:
         try:
