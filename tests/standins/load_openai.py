@@ -25,6 +25,7 @@ import struct
 import sys
 import time
 
+from benchwatch.gc_tuning import freeze_long_lived
 from benchwatch.stream_worker import new_event_loop
 from tests.standins.base import arithmetic_answer
 
@@ -324,6 +325,7 @@ async def main(argv: list[str] | None = None) -> None:
             task.add_done_callback(tasks.discard)
 
     loop.add_reader(listener.fileno(), accept)
+    freeze_long_lived()  # as benchwatch's own processes: a collector pass made every token of that moment late
     print(f"listening {listener.getsockname()[1]}", flush=True)
     await loop.create_future()  # until the process is stopped
 
