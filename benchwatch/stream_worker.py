@@ -7,8 +7,8 @@ event loop does nothing but the HTTP exchanges and the stamps, on an interpreter
 (benchwatch/backends/http.py) the bytes with their times. time.monotonic is the system-wide CLOCK_MONOTONIC on
 Linux, so the stamps compare with the runner's own clock.
 
-Of benchwatch it imports only transport_words, tls and gc_tuning (standard library and certifi), and beyond that aiohttp and
-uvloop: it starts in a few hundred milliseconds and stays small.
+Of benchwatch it imports only transport_words, tls and gc_tuning (standard library and certifi), and beyond that
+aiohttp and uvloop: it starts in a few hundred milliseconds and stays small.
 
 The protocol, lists of tuples over one socket pair (multiprocessing.connection framing, pickled: both ends are
 this program):
@@ -92,7 +92,7 @@ class _ReadStampingHandler(ResponseHandler):
 
 class _StampingConnector(aiohttp.TCPConnector):
     """A connector whose connections are _ReadStampingHandler's. aiohttp has no public way to give it a protocol:
-    this sets the factory it keeps; test_stream_worker checks that the stamps are the socket reads'."""
+    this sets the factory it keeps; test_stream_worker_stamps checks that the stamps are the socket reads'."""
 
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
@@ -216,7 +216,8 @@ class StreamWorker:
                 if reads is not None:
                     reads.watch(resp.content)
                 async for data in resp.content.iter_any():
-                    req.pending.append((data, reads.take(time.monotonic()) if reads is not None else time.monotonic()))
+                    now = time.monotonic()
+                    req.pending.append((data, reads.take(now) if reads is not None else now))
                     if not req.first_seen:
                         hand_over()
                     elif req.timer is None:

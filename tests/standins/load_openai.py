@@ -2,9 +2,10 @@
 every request in parallel (no limit) with a fixed, programmable timing: `ttft_ms` from the request's arrival to
 the first token, then `tokens - 1` more tokens `gap_ms` apart (scheduled against the arrival time, so lateness
 does not accumulate; the arrival is the kernel's receive time of the request's first bytes, SO_TIMESTAMPNS, so
-this process's own delay in reading it does not count), then the usage chunk and `data: [DONE]`. The chunk format is the one in openai_sse.py.
-Connections stay open between requests (HTTP/1.1 keep-alive, as serving stacks keep them) unless the client sends
-`Connection: close`; POST /reset closes those waiting for their next request.
+this process's own delay in reading it does not count), then the usage chunk and `data: [DONE]`. The chunk
+format is the one in openai_sse.py. Connections stay open between requests (HTTP/1.1 keep-alive, as serving
+stacks keep them) unless the client sends `Connection: close`; POST /reset closes those waiting for their next
+request.
 
 The answer's last word is the arithmetic answer to "What is A plus B?" so a run gets real PASS verdicts.
 Each request's actual write times (time.monotonic, comparable across processes on Linux) are kept, and
