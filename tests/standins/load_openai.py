@@ -54,7 +54,10 @@ class KernelStampedConnection:
         self.sock, self.loop = sock, loop
         sock.setblocking(False)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
+        except OSError:  # not Linux: requests are timed from when this process reads them
+            pass
         self.reader = asyncio.StreamReader(limit=2 ** 16, loop=loop)
         self.arrived: float | None = None  # kernel arrival of the next request's first bytes (time.monotonic)
         self.read_at: float | None = None  # when this process read them
