@@ -1,4 +1,5 @@
-"""The cyclic garbage collector in benchwatch's long-running processes (`benchwatch run`, its stream worker, `serve`).
+"""The cyclic garbage collector in benchwatch's long-running processes (`benchwatch run`, its stream worker and
+`serve`).
 
 A full collection walks every container object the process holds. After the imports (Flask, SQLAlchemy,
 pydantic, gevent) that is about 90,000 objects, and under load such a pass took about 100 ms on the 2-core
