@@ -70,9 +70,10 @@ def test_a_piece_is_stamped_when_read_not_when_its_reader_resumes(server, monkey
     assert b"".join(data for data, _ in pieces).count(b"data: ") >= 3
     assert len(reads) >= 3, "the worker's connections must be the stamping protocol's"
     for _, stamped in pieces:
-        # the stamp is a read's start (to within the stamp's own microseconds), never after its other work
-        assert any(began <= stamped <= began + 0.005 for began, _ in reads), (stamped, reads)
-        assert not any(began + 0.005 < stamped < done for began, done in reads)
+        # the stamp is a read's start (to within the stamp's own microseconds, 30 ms allowed for a loaded
+        # machine), never after its 80 ms of other work
+        assert any(began <= stamped <= began + 0.03 for began, _ in reads), (stamped, reads)
+        assert not any(began + 0.03 < stamped < done for began, done in reads)
 
 
 def test_the_pieces_of_an_answer_that_came_with_its_head_are_stamped_too(server):
