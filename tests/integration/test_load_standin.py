@@ -32,10 +32,29 @@ def standin_proc():
 
 
 def chat(client: httpx.Client, url: str, prompt: str) -> list[str]:
-    body = {"model": "load", "stream": True, "messages": [{"role": "user", "content": prompt}]}
-    with client.stream("POST", f"{url}/v1/chat/completions", json=body) as resp:
+    with client.stream("POST", f"{url}/v1/chat/completions", content=body_of(prompt),
+                       headers={"Content-Type": "application/json"}) as resp:
         assert resp.status_code == 200
         return [line[6:] for line in resp.iter_lines() if line.startswith("data: ")]
+
+
+def body_of(prompt: str) -> bytes:
+    return json.dumps({"model": "load", "stream": True, "messages": [{"role": "user", "content": prompt}]}).encode()
+
+
+def connect(url: str) -> socket.socket:
+    host, port = url.removeprefix("http://").split(":")
+    return socket.create_connection((host, int(port)))
+
+
+def read_answer(sock: socket.socket) -> bytes:
+    """The raw answer, up to its `data: [DONE]`."""
+    answer = b""
+    while b"[DONE]" not in answer:
+        piece = sock.recv(65536)
+        assert piece, answer
+        answer += piece
+    return answer
 
 
 def test_answers_in_the_streaming_format_on_one_kept_open_connection(standin_proc):
@@ -60,20 +79,15 @@ def test_times_the_answer_from_the_first_part_of_the_request(standin_proc):
     The margins are wide, for a loaded machine: the two cases are 300 ms apart."""
     httpx.post(f"{standin}/reset")
     prompt = "What is 7 plus 5?"
-    body = json.dumps({"model": "load", "stream": True, "messages": [{"role": "user", "content": prompt}]}).encode()
+    body = body_of(prompt)
     head = (f"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n").encode()
-    host, port = standin.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
+    with connect(standin) as sock:
         sent = time.monotonic()
         sock.sendall(head)
         time.sleep(0.3)
         sock.sendall(body)
-        answer = b""
-        while b"[DONE]" not in answer:
-            piece = sock.recv(65536)
-            assert piece, answer
-            answer += piece
+        answer = read_answer(sock)
     reached, read_at, written = httpx.get(f"{standin}/timeline").json()[prompt]
     # the head's arrival, not the body's 300 ms later (the kernel's clock is read on another: a few µs either way)
     assert sent - 0.001 <= reached < sent + 0.15
@@ -85,11 +99,9 @@ def test_times_the_answer_from_the_first_part_of_the_request(standin_proc):
 
 def test_a_client_that_hangs_up_mid_answer_leaves_the_stand_in_serving(standin_proc):
     standin = standin_proc.url
-    host, port = standin.removeprefix("http://").split(":")
-    body = json.dumps({"model": "load", "stream": True,
-                       "messages": [{"role": "user", "content": "What is 1 plus 1?"}]}).encode()
+    body = body_of("What is 1 plus 1?")
     for _ in range(3):
-        with socket.create_connection((host, int(port))) as sock:
+        with connect(standin) as sock:
             sock.sendall(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
                          % (len(body), body))
             sock.recv(10)  # the status line has begun: the answer is under way
@@ -104,9 +116,8 @@ def test_a_request_read_late_is_still_timed_from_its_arrival(standin_proc):
     standin = standin_proc.url
     httpx.post(f"{standin}/reset")
     prompt = "What is 9 plus 4?"
-    body = json.dumps({"model": "load", "stream": True, "messages": [{"role": "user", "content": prompt}]}).encode()
-    host, port = standin.removeprefix("http://").split(":")
-    with socket.create_connection((host, int(port))) as sock:
+    body = body_of(prompt)
+    with connect(standin) as sock:
         time.sleep(0.05)  # the stand-in has accepted the connection
         os.kill(standin_proc.pid, signal.SIGSTOP)
         try:
@@ -116,11 +127,7 @@ def test_a_request_read_late_is_still_timed_from_its_arrival(standin_proc):
             time.sleep(0.08)
         finally:
             os.kill(standin_proc.pid, signal.SIGCONT)
-        answer = b""
-        while b"[DONE]" not in answer:
-            piece = sock.recv(65536)
-            assert piece, answer
-            answer += piece
+        read_answer(sock)
     reached, read_at, written = httpx.get(f"{standin}/timeline").json()[prompt]
     assert sent - 0.001 <= reached < sent + 0.03 < sent + 0.08 <= read_at
     assert TTFT_MS / 1000 - 0.002 <= written - reached < TTFT_MS / 1000 + 0.25
